@@ -1,0 +1,12 @@
+// Command gateway is one of the example shop's services.
+package main
+
+import (
+	"fmt"
+
+	"example.com/shop/internal/shop"
+)
+
+func main() {
+	fmt.Println(shop.Banner("gateway"))
+}

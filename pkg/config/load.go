@@ -1,0 +1,765 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/cuecontext"
+	cueerrors "cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/load"
+	"cuelang.org/go/cue/token"
+
+	"github.com/berthbuild/berth/pkg/diag"
+	"github.com/berthbuild/berth/schemas"
+)
+
+// SchemaCopy is the file `berth init` writes next to a config so that plain
+// `cue vet` and editors know the schema. berth skips it and always uses the
+// schema it embeds, so a stale copy cannot change a build.
+const SchemaCopy = "berth_schema.cue"
+
+// schemaFile is the file name CUE reports for the embedded schema; errors
+// pointing only there are moved to the user's file.
+const schemaFile = "berth:schemas/berth.cue"
+
+var (
+	pathTop             = cue.ParsePath("#Top")
+	pathService         = cue.ParsePath("#Service")
+	pathBuiltinDefaults = cue.ParsePath("#BuiltinDefaults")
+	pathServices        = cue.ParsePath("services")
+	pathDefaults        = cue.ParsePath("defaults")
+)
+
+// serviceFields are the fields of #Service, in merge order. Struct fields
+// merge field by field; the others are replaced whole.
+var serviceFields = []struct {
+	name    string
+	path    cue.Path
+	struct_ bool
+}{
+	{"main", cue.ParsePath("main"), false},
+	{"description", cue.ParsePath("description"), false},
+	{"platforms", cue.ParsePath("platforms"), false},
+	{"base", cue.ParsePath("base"), false},
+	{"builder", cue.ParsePath("builder"), false},
+	{"cgo", cue.ParsePath("cgo"), false},
+	{"user", cue.ParsePath("user"), false},
+	{"group", cue.ParsePath("group"), false},
+	{"allowRoot", cue.ParsePath("allowRoot"), false},
+	{"args", cue.ParsePath("args"), false},
+	{"env", cue.ParsePath("env"), true},
+	{"ports", cue.ParsePath("ports"), false},
+	{"limits", cue.ParsePath("limits"), true},
+	{"runtime", cue.ParsePath("runtime"), true},
+	{"outputs", cue.ParsePath("outputs"), true},
+}
+
+// Loader loads projects. It compiles the embedded schema once; a Loader is
+// not safe for concurrent use (CUE values are not).
+type Loader struct {
+	ctx     *cue.Context
+	schema  cue.Value
+	top     cue.Value
+	service cue.Value
+	fields  cue.Value
+	builtin cue.Value
+}
+
+// NewLoader compiles the embedded schema.
+func NewLoader() (*Loader, error) {
+	src, err := schemas.FS.ReadFile(schemas.File)
+	if err != nil {
+		return nil, err
+	}
+	ctx := cuecontext.New()
+	s := ctx.CompileBytes(src, cue.Filename(schemaFile))
+	if err := s.Err(); err != nil {
+		return nil, fmt.Errorf("berth's embedded schema does not compile: %w", err)
+	}
+	return &Loader{
+		ctx:     ctx,
+		schema:  s,
+		top:     s.LookupPath(pathTop),
+		service: s.LookupPath(pathService),
+		fields:  s.LookupPath(cue.ParsePath("#Fields")),
+		builtin: s.LookupPath(pathBuiltinDefaults),
+	}, nil
+}
+
+// Load loads every .cue file of dir with a fresh Loader.
+func Load(dir string) (*Project, error) {
+	l, err := NewLoader()
+	if err != nil {
+		return nil, err
+	}
+	return l.Load(dir)
+}
+
+// ConfigFiles lists the .cue files berth reads in dir, sorted.
+func ConfigFiles(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || !strings.HasSuffix(n, ".cue") || n == SchemaCopy || strings.HasPrefix(n, ".") {
+			continue
+		}
+		files = append(files, filepath.Join(dir, n))
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no .cue files in %s: run `berth init` to write a starter config", dir)
+	}
+	return files, nil
+}
+
+// Load loads every .cue file of dir (the schema copy excepted), validates
+// it and returns the project, or a *diag.List with every mistake.
+func (l *Loader) Load(dir string) (*Project, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	files, err := ConfigFiles(abs)
+	if err != nil {
+		return nil, err
+	}
+	p := &Project{Dir: abs, Files: files, Sources: map[string][]byte{}, Fields: map[string]diag.Pos{}}
+	overlay := map[string]load.Source{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		p.Sources[f] = b
+		overlay[f] = load.FromBytes(b)
+	}
+	rel := make([]string, len(files))
+	for i, f := range files {
+		rel[i] = "./" + filepath.Base(f)
+	}
+	insts := load.Instances(rel, &load.Config{Dir: abs, Overlay: overlay, Package: "*"})
+	if len(insts) != 1 {
+		return nil, fmt.Errorf("%s: the .cue files must form one package, found %d", dir, len(insts))
+	}
+	if err := insts[0].Err; err != nil {
+		return nil, l.convert(err, cue.Value{}, nil, "", nil)
+	}
+	v := l.ctx.BuildInstance(insts[0])
+	if err := v.Err(); err != nil {
+		return nil, l.convert(err, cue.Value{}, nil, "", nil)
+	}
+	return l.decode(p, v)
+}
+
+// LoadSource loads a project from in-memory files (name → content), as if
+// they were the .cue files of dir. Used by fuzzing and tests.
+func (l *Loader) LoadSource(dir string, files map[string][]byte) (*Project, error) {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	p := &Project{Dir: dir, Sources: map[string][]byte{}, Fields: map[string]diag.Pos{}}
+	overlay := map[string]load.Source{}
+	var rel []string
+	for _, n := range names {
+		f := filepath.Join(dir, n)
+		p.Files = append(p.Files, f)
+		p.Sources[f] = files[n]
+		overlay[f] = load.FromBytes(files[n])
+		rel = append(rel, "./"+n)
+	}
+	if len(rel) == 0 {
+		return nil, fmt.Errorf("no .cue files")
+	}
+	insts := load.Instances(rel, &load.Config{Dir: dir, Overlay: overlay, Package: "*"})
+	if len(insts) != 1 {
+		return nil, fmt.Errorf("the .cue files must form one package, found %d", len(insts))
+	}
+	if err := insts[0].Err; err != nil {
+		return nil, l.convert(err, cue.Value{}, nil, "", nil)
+	}
+	v := l.ctx.BuildInstance(insts[0])
+	if err := v.Err(); err != nil {
+		return nil, l.convert(err, cue.Value{}, nil, "", nil)
+	}
+	return l.decode(p, v)
+}
+
+func (l *Loader) decode(p *Project, v cue.Value) (*Project, error) {
+	var errs diag.List
+	shape := map[string]*diag.Error{}
+	closedErrs(v, l.top, "", map[string]bool{"services": true}, shape)
+	requiredErrs(v, l.top, "", diag.Pos{}, shape)
+	top := l.top.Unify(v)
+	if err := top.Validate(cue.Concrete(true), cue.All()); err != nil {
+		errs.Add(l.convert(err, l.top, func(path string) diag.Pos { return lookupPos(v, path) }, "", shape))
+	}
+	addAll(&errs, shape)
+	p.Name, _ = str(v.LookupPath(cue.ParsePath("project")))
+	p.Fields["project"] = pos(v.LookupPath(cue.ParsePath("project")))
+	if ver := v.LookupPath(cue.ParsePath("version")); ver.Exists() {
+		p.Version, _ = str(ver)
+		p.Fields["version"] = pos(ver)
+	}
+	if g := v.LookupPath(cue.ParsePath("go")); g.Exists() {
+		p.Fields["go"] = pos(g)
+		decodeGo(&p.Go, g, p.Fields)
+	}
+
+	defaults := v.LookupPath(pathDefaults)
+	fillers := map[string]cue.Value{}
+	svcs := v.LookupPath(pathServices)
+	it, err := svcs.Fields()
+	if err == nil {
+		for it.Next() {
+			name := it.Selector().Unquoted()
+			if !validName(name) {
+				continue // reported by #Top
+			}
+			s, err := l.service1(name, it.Value(), defaults, fillers)
+			if err != nil {
+				errs.Add(err)
+				continue
+			}
+			p.Services = append(p.Services, s)
+		}
+	}
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	sort.Slice(p.Services, func(i, j int) bool { return p.Services[i].Name < p.Services[j].Name })
+	return p, nil
+}
+
+var nameRe = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+
+func validName(n string) bool { return len(n) <= 63 && nameRe.MatchString(n) }
+
+// service1 merges defaults into one service, validates it against
+// #Service and decodes it.
+func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[string]cue.Value) (*Service, error) {
+	// Collect what the service inherits, then unify it with one filler
+	// value built once per distinct set of inherited fields: services of a
+	// project mostly inherit the same fields, and FillPath is costly.
+	type fill struct {
+		path cue.Path
+		key  string
+		val  cue.Value
+	}
+	var fills []fill
+	var key strings.Builder
+	origin := map[string]cue.Value{} // field → raw value it came from
+	srcs := [2]cue.Value{defaults, l.builtin}
+	for _, f := range serviceFields {
+		sv := raw.LookupPath(f.path)
+		if f.struct_ {
+			if sv.Exists() {
+				origin[f.name] = raw
+			}
+			for si, src := range srcs {
+				dv := src.LookupPath(f.path)
+				if !dv.Exists() {
+					continue
+				}
+				if _, ok := origin[f.name]; !ok {
+					origin[f.name] = src
+				}
+				sub, err := dv.Fields()
+				if err != nil {
+					continue
+				}
+				for sub.Next() {
+					k := f.name + "." + sub.Selector().String()
+					if _, ok := origin[k]; ok {
+						continue // an earlier source gave it
+					}
+					if cur := sv.LookupPath(cue.MakePath(sub.Selector())); cur.Exists() && cur.IsConcrete() {
+						origin[k] = raw
+						continue
+					}
+					origin[k] = src
+					fills = append(fills, fill{cue.MakePath(cue.Str(f.name), sub.Selector()), k, sub.Value()})
+					fmt.Fprintf(&key, "%d:%s;", si, k)
+				}
+			}
+			continue
+		}
+		if sv.Exists() && sv.IsConcrete() {
+			origin[f.name] = raw
+			continue
+		}
+		for si, src := range srcs {
+			if dv := src.LookupPath(f.path); dv.Exists() {
+				fills = append(fills, fill{f.path, f.name, dv})
+				origin[f.name] = src
+				fmt.Fprintf(&key, "%d:%s;", si, f.name)
+				break
+			}
+		}
+	}
+	// The filler is cached already unified with #Service, so each service
+	// costs one unification.
+	filler, ok := fillers[key.String()]
+	if !ok {
+		filler = l.service
+		for _, f := range fills {
+			filler = filler.FillPath(f.path, f.val)
+		}
+		fillers[key.String()] = filler
+	}
+	m := filler.Unify(raw)
+	prefix := "services." + name
+	svcPos := pos(raw)
+	shape := map[string]*diag.Error{}
+	closedErrs(raw, l.fields, prefix, nil, shape)
+	requiredErrs(raw, l.service, prefix, svcPos, shape)
+	lookup := func(path string) diag.Pos {
+		// The field's own position, in the value it came from.
+		for p := path; p != ""; {
+			if src, ok := origin[p]; ok && src != l.builtin {
+				if pp := lookupPos(src, pathIn(src, raw, prefix, path)); pp.IsValid() {
+					return pp
+				}
+			}
+			i := strings.LastIndexByte(p, '.')
+			if i < 0 {
+				break
+			}
+			p = p[:i]
+		}
+		if pp := lookupPos(raw, path); pp.IsValid() {
+			return pp
+		}
+		return svcPos
+	}
+	if err := m.Validate(cue.Concrete(true), cue.All()); err != nil || len(shape) > 0 {
+		var errs diag.List
+		errs.Add(l.convert(err, l.service, lookup, prefix, shape))
+		addAll(&errs, shape)
+		return nil, errs.Err()
+	}
+	s := &Service{Name: name, Pos: svcPos, Fields: map[string]diag.Pos{}}
+	s.Range = rangeOf(raw)
+	for k := range origin {
+		if pp := lookup(k); pp.IsValid() {
+			s.Fields[k] = pp
+		}
+	}
+	decodeService(s, m)
+	return s, nil
+}
+
+// pathIn returns path as seen from src: unchanged, since service and
+// defaults share the field layout.
+func pathIn(_, _ cue.Value, _ string, path string) string { return path }
+
+var (
+	p_allowRoot      = cue.ParsePath("allowRoot")
+	p_args           = cue.ParsePath("args")
+	p_base           = cue.ParsePath("base")
+	p_binary         = cue.ParsePath("binary")
+	p_builder        = cue.ParsePath("builder")
+	p_cgo            = cue.ParsePath("cgo")
+	p_cpu            = cue.ParsePath("cpu")
+	p_description    = cue.ParsePath("description")
+	p_dockerfile     = cue.ParsePath("dockerfile")
+	p_env            = cue.ParsePath("env")
+	p_flags          = cue.ParsePath("flags")
+	p_gomaxprocs     = cue.ParsePath("gomaxprocs")
+	p_gomemlimit     = cue.ParsePath("gomemlimit")
+	p_group          = cue.ParsePath("group")
+	p_image          = cue.ParsePath("image")
+	p_limits         = cue.ParsePath("limits")
+	p_main           = cue.ParsePath("main")
+	p_memory         = cue.ParsePath("memory")
+	p_nofile         = cue.ParsePath("nofile")
+	p_outputs        = cue.ParsePath("outputs")
+	p_platforms      = cue.ParsePath("platforms")
+	p_ports          = cue.ParsePath("ports")
+	p_private        = cue.ParsePath("private")
+	p_proxy          = cue.ParsePath("proxy")
+	p_runtime        = cue.ParsePath("runtime")
+	p_stamp_date     = cue.ParsePath("stamp.date")
+	p_stamp_revision = cue.ParsePath("stamp.revision")
+	p_stamp_version  = cue.ParsePath("stamp.version")
+	p_sumdb          = cue.ParsePath("sumdb")
+	p_systemd        = cue.ParsePath("systemd")
+	p_tags           = cue.ParsePath("tags")
+	p_tasks          = cue.ParsePath("tasks")
+	p_user           = cue.ParsePath("user")
+	p_version        = cue.ParsePath("version")
+)
+
+func decodeGo(g *Go, v cue.Value, fields map[string]diag.Pos) {
+	g.Version, _ = str(v.LookupPath(p_version))
+	g.Proxy, _ = str(v.LookupPath(p_proxy))
+	g.SumDB, _ = str(v.LookupPath(p_sumdb))
+	g.Private, _ = str(v.LookupPath(p_private))
+	g.Flags = strs(v.LookupPath(p_flags))
+	g.Tags = strs(v.LookupPath(p_tags))
+	g.Stamp.Version, _ = str(v.LookupPath(p_stamp_version))
+	g.Stamp.Revision, _ = str(v.LookupPath(p_stamp_revision))
+	g.Stamp.Date, _ = str(v.LookupPath(p_stamp_date))
+	for _, f := range []string{"version", "proxy", "sumdb", "private", "flags", "tags", "stamp"} {
+		if x := v.LookupPath(cue.ParsePath(f)); x.Exists() {
+			fields["go."+f] = pos(x)
+		}
+	}
+}
+
+func decodeService(s *Service, v cue.Value) {
+	s.Main, _ = str(v.LookupPath(p_main))
+	s.Description, _ = str(v.LookupPath(p_description))
+	for _, p := range strs(v.LookupPath(p_platforms)) {
+		s.Platforms = append(s.Platforms, ParsePlatform(p))
+	}
+	s.Base, _ = str(v.LookupPath(p_base))
+	s.Builder, _ = str(v.LookupPath(p_builder))
+	s.CGO, _ = v.LookupPath(p_cgo).Bool()
+	u, _ := v.LookupPath(p_user).Int64()
+	s.User = int(u)
+	if g := v.LookupPath(p_group); g.Exists() {
+		gi, _ := g.Int64()
+		s.Group = int(gi)
+	} else {
+		s.Group = s.User
+	}
+	s.AllowRoot, _ = v.LookupPath(p_allowRoot).Bool()
+	s.Args = strs(v.LookupPath(p_args))
+	if env, err := v.LookupPath(p_env).Fields(); err == nil {
+		for env.Next() {
+			val, _ := env.Value().String()
+			s.Env = append(s.Env, EnvVar{Name: env.Selector().Unquoted(), Value: val})
+		}
+		sort.Slice(s.Env, func(i, j int) bool { return s.Env[i].Name < s.Env[j].Name })
+	}
+	if ports, err := v.LookupPath(p_ports).List(); err == nil {
+		for ports.Next() {
+			s.Ports = append(s.Ports, parsePort(ports.Value()))
+		}
+	}
+	lim := v.LookupPath(p_limits)
+	s.Limits.CPU, _ = lim.LookupPath(p_cpu).Float64()
+	if m := lim.LookupPath(p_memory); m.Exists() {
+		s.Limits.Memory, s.Limits.MemoryText = bytesOf(m)
+	}
+	s.Limits.NoFile, _ = lim.LookupPath(p_nofile).Int64()
+	s.Limits.Tasks, _ = lim.LookupPath(p_tasks).Int64()
+	rt := v.LookupPath(p_runtime)
+	gmp, _ := rt.LookupPath(p_gomaxprocs).Int64()
+	s.Runtime.GOMAXPROCS = int(gmp)
+	if m := rt.LookupPath(p_gomemlimit); m.Exists() {
+		s.Runtime.GOMEMLIMIT, s.Runtime.GOMEMLIMITText = bytesOf(m)
+	}
+	// Image, unit and Dockerfile default to on when every platform is
+	// linux; the schema refuses them explicitly on for other platforms.
+	allLinux := len(s.Platforms) > 0
+	for _, p := range s.Platforms {
+		allLinux = allLinux && p.OS == "linux"
+	}
+	out := v.LookupPath(p_outputs)
+	s.Outputs.Binary = boolOr(out.LookupPath(p_binary), true)
+	s.Outputs.Image = boolOr(out.LookupPath(p_image), allLinux)
+	s.Outputs.Systemd = boolOr(out.LookupPath(p_systemd), allLinux)
+	s.Outputs.Dockerfile = boolOr(out.LookupPath(p_dockerfile), allLinux)
+}
+
+func boolOr(v cue.Value, def bool) bool {
+	if b, err := v.Bool(); err == nil {
+		return b
+	}
+	return def
+}
+
+func parsePort(v cue.Value) Port {
+	if n, err := v.Int64(); err == nil {
+		return Port{Num: int(n), Proto: "tcp"}
+	}
+	s, _ := v.String()
+	num, proto, _ := strings.Cut(s, "/")
+	n, _ := strconv.Atoi(num)
+	return Port{Num: n, Proto: proto}
+}
+
+var units = map[string]int64{
+	"": 1, "B": 1,
+	"K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+	"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40,
+	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+}
+
+// bytesOf reads a validated memory size.
+func bytesOf(v cue.Value) (int64, string) {
+	if n, err := v.Int64(); err == nil {
+		return n, strconv.FormatInt(n, 10)
+	}
+	s, _ := v.String()
+	return ParseBytes(s), s
+}
+
+// ParseBytes converts a size such as "256Mi", "1G" or "230MiB" to bytes;
+// it returns -1 for what it cannot read.
+func ParseBytes(s string) int64 {
+	i := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	if i < 0 {
+		i = len(s)
+	}
+	n, err := strconv.ParseInt(s[:i], 10, 64)
+	if err != nil {
+		return -1
+	}
+	u, ok := units[s[i:]]
+	if !ok || n > math.MaxInt64/u {
+		return -1
+	}
+	return n * u
+}
+
+func str(v cue.Value) (string, bool) {
+	s, err := v.String()
+	return s, err == nil
+}
+
+func strs(v cue.Value) []string {
+	it, err := v.List()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for it.Next() {
+		s, _ := it.Value().String()
+		out = append(out, s)
+	}
+	return out
+}
+
+func pos(v cue.Value) diag.Pos { return tokPos(v.Pos()) }
+
+func tokPos(p token.Pos) diag.Pos {
+	if !p.IsValid() || p.Filename() == schemaFile {
+		return diag.Pos{}
+	}
+	return diag.Pos{File: p.Filename(), Line: p.Line(), Col: p.Column()}
+}
+
+func rangeOf(v cue.Value) diag.Range {
+	n := v.Source()
+	if n == nil {
+		p := pos(v)
+		return diag.Range{Start: p, End: p}
+	}
+	return diag.Range{Start: tokPos(n.Pos()), End: tokPos(n.End())}
+}
+
+// lookupPos returns the position of the value at a dotted path inside v,
+// or of its nearest ancestor that exists.
+func lookupPos(v cue.Value, path string) diag.Pos {
+	for path != "" {
+		x := v.LookupPath(parsePath(path))
+		if x.Exists() {
+			if p := pos(x); p.IsValid() {
+				return p
+			}
+		}
+		i := lastDot(path)
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return diag.Pos{}
+}
+
+// parsePath reads a dotted error path: numbers are list indexes, quoted
+// labels are unquoted.
+func parsePath(path string) cue.Path {
+	var sels []cue.Selector
+	for path != "" {
+		var part string
+		if path[0] == '"' {
+			end := 1
+			for end < len(path) && path[end] != '"' {
+				if path[end] == '\\' {
+					end++
+				}
+				end++
+			}
+			part = path[:min(end+1, len(path))]
+			path = strings.TrimPrefix(path[len(part):], ".")
+			if u, err := strconv.Unquote(part); err == nil {
+				sels = append(sels, cue.Str(u))
+				continue
+			}
+		} else {
+			part, path, _ = strings.Cut(path, ".")
+		}
+		if n, err := strconv.Atoi(part); err == nil {
+			sels = append(sels, cue.Index(n))
+		} else {
+			sels = append(sels, cue.Str(part))
+		}
+	}
+	return cue.MakePath(sels...)
+}
+
+// optional makes the string selectors of p match optional and required
+// fields too.
+func optional(p cue.Path) cue.Path {
+	sels := p.Selectors()
+	for i, s := range sels {
+		if s.LabelType() == cue.StringLabel {
+			sels[i] = s.Optional()
+		}
+	}
+	return cue.MakePath(sels...)
+}
+
+// lastDot finds the last selector separator, skipping quoted labels.
+func lastDot(path string) int {
+	inq := false
+	for i := len(path) - 1; i >= 0; i-- {
+		switch path[i] {
+		case '"':
+			inq = !inq
+		case '.':
+			if !inq {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// convert turns CUE errors into diag errors: paths without the schema's
+// definition or _policy selectors, prefixed, positions in the user's files
+// only (the field's own position first), one error per path and message.
+func (l *Loader) convert(err error, root cue.Value, lookup func(path string) diag.Pos, prefix string, shape map[string]*diag.Error) error {
+	var out diag.List
+	if err == nil {
+		return nil
+	}
+	type conv struct {
+		err       *diag.Error
+		rewritten bool
+	}
+	var errs []conv
+	for _, e := range cueerrors.Errors(err) {
+		var sels, full []string
+		for i, s := range e.Path() {
+			if i == 0 && strings.HasPrefix(s, "#") {
+				continue
+			}
+			full = append(full, s)
+			if s != "_policy" {
+				sels = append(sels, s)
+			}
+		}
+		rel := strings.Join(sels, ".")
+		format, args := e.Msg()
+		msg := strings.TrimSuffix(fmt.Sprintf(format, args...), ":")
+		// Where our own schema's constraint failed, say it in the words of
+		// the field's @msg; a conflict between only the user's own values
+		// and rules keeps CUE's message.
+		rewritten := false
+		if m := fieldMsg(root, full); m != "" && touchesSchema(e) {
+			msg, rewritten = m, true
+		}
+		var ps []diag.Pos
+		if lookup != nil && rel != "" {
+			if p := lookup(rel); p.IsValid() {
+				ps = append(ps, p)
+			}
+		}
+		var extra []diag.Pos
+		for _, tp := range cueerrors.Positions(e) {
+			if p := tokPos(tp); p.IsValid() && (len(ps) == 0 || p != ps[0]) {
+				extra = append(extra, p)
+			}
+		}
+		sort.Slice(extra, func(i, j int) bool { return extra[i].Less(extra[j]) })
+		for i, p := range extra {
+			if i == 0 || p != extra[i-1] {
+				ps = append(ps, p)
+			}
+		}
+		if len(ps) == 0 && lookup != nil {
+			if p := lookup(""); p.IsValid() {
+				ps = append(ps, p)
+			}
+		}
+		path := join(prefix, rel)
+		if shape[path] != nil {
+			continue // reported by the shape checks
+		}
+		errs = append(errs, conv{&diag.Error{Path: path, Msg: msg, Pos: ps}, rewritten})
+	}
+	// A failed disjunction reports itself and each branch; where the field's
+	// @msg says it all, keep only that.
+	said := map[string]bool{}
+	for _, c := range errs {
+		if c.rewritten {
+			said[c.err.Path] = true
+		}
+	}
+	for _, c := range errs {
+		if c.rewritten || !said[c.err.Path] {
+			out.Add(c.err)
+		}
+	}
+	return out.Err()
+}
+
+// fieldMsg returns the @msg of the deepest field along path in root.
+func fieldMsg(root cue.Value, path []string) string {
+	if !root.Exists() {
+		return ""
+	}
+	msg := ""
+	v := root
+	for _, s := range path {
+		if strings.HasPrefix(s, "_") {
+			break // hidden rules report with error()
+		}
+		v = v.LookupPath(optional(parsePath(s)))
+		if !v.Exists() {
+			break
+		}
+		if a := v.Attribute("msg"); a.Err() == nil {
+			if m, err := a.String(0); err == nil {
+				msg = m
+			}
+		}
+	}
+	return msg
+}
+
+func touchesSchema(e cueerrors.Error) bool {
+	for _, p := range cueerrors.Positions(e) {
+		if p.Filename() == schemaFile {
+			return true
+		}
+	}
+	return false
+}
+
+func addAll(l *diag.List, m map[string]*diag.Error) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		l.Add(m[k])
+	}
+}

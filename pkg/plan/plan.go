@@ -1,0 +1,371 @@
+package plan
+
+import (
+	"fmt"
+	"math"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berthbuild/berth/pkg/config"
+	"github.com/berthbuild/berth/pkg/diag"
+)
+
+// DefaultVersion is the version when neither the config nor git gives one.
+const DefaultVersion = "0.0.0-dev"
+
+// Inputs are facts gathered outside the planner.
+type Inputs struct {
+	// ModuleDir is the Go module root, relative to the config directory
+	// ("." when they are the same), written with forward slashes.
+	ModuleDir string
+	// ModulePath is the module path declared in go.mod.
+	ModulePath string
+	// GoVersion is the default Go version from go.mod (toolchain or go line).
+	GoVersion string
+	// GitVersion is `git describe --tags` without the leading v; "" if none.
+	GitVersion string
+	// Revision is the commit the tree is at; "" outside git.
+	Revision string
+	// SourceDateEpoch is SOURCE_DATE_EPOCH, else the last commit's time, else 0.
+	SourceDateEpoch int64
+	// Environment defaults for the go block.
+	GOPROXY, GOSUMDB, GOPRIVATE string
+	// OutDir is where outputs go, relative to the config directory.
+	OutDir string
+	// ConfigDir is the absolute config directory: source positions in the
+	// plan are relative to it, so a plan is the same on every machine.
+	ConfigDir string
+}
+
+// Plan is the resolved project. Its JSON form is berth's stable `plan
+// --json` format: field names never change meaning; new fields may appear.
+type Plan struct {
+	Project         string   `json:"project"`
+	Version         string   `json:"version"`
+	Revision        string   `json:"revision"`
+	SourceDateEpoch int64    `json:"sourceDateEpoch"`
+	Created         string   `json:"created"`
+	Module          Module   `json:"module"`
+	Go              Go       `json:"go"`
+	OutDir          string   `json:"outDir"`
+	Services        []string `json:"services"`
+	Targets         []Target `json:"targets"`
+}
+
+// Module is the Go module the services live in.
+type Module struct {
+	Dir  string `json:"dir"`
+	Path string `json:"path"`
+}
+
+// Go is the toolchain and module settings every target builds with.
+type Go struct {
+	Version string   `json:"version"`
+	Proxy   string   `json:"proxy"`
+	SumDB   string   `json:"sumdb"`
+	Private string   `json:"private"`
+	Flags   []string `json:"flags"`
+	Tags    []string `json:"tags"`
+}
+
+// Target is one service on one platform.
+type Target struct {
+	Service  string `json:"service"`
+	Platform string `json:"platform"`
+	GOOS     string `json:"goos"`
+	GOARCH   string `json:"goarch"`
+	GOARM    string `json:"goarm,omitempty"`
+	Main     string `json:"main"`
+	// BinaryName is the file name of the binary (service[.exe]).
+	BinaryName string `json:"binaryName"`
+	// BuildEnv is the environment of `go build`, sorted.
+	BuildEnv []string `json:"buildEnv"`
+	// BuildFlags are the flags of `go build` before -o.
+	BuildFlags []string `json:"buildFlags"`
+	Ldflags    string   `json:"ldflags"`
+	// Command is the full `go build` command, for the host, writing to
+	// Paths.Binary.
+	Command     []string `json:"command"`
+	Base        string   `json:"base"`
+	Builder     string   `json:"builder,omitempty"`
+	CGO         bool     `json:"cgo"`
+	User        int      `json:"user"`
+	Group       int      `json:"group"`
+	Description string   `json:"description"`
+	Args        []string `json:"args"`
+	// Env is the runtime environment: the service's env plus GOMAXPROCS
+	// and GOMEMLIMIT, sorted by name.
+	Env        []EnvVar `json:"env"`
+	Ports      []string `json:"ports"`
+	Limits     Limits   `json:"limits"`
+	GOMAXPROCS int      `json:"gomaxprocs,omitempty"`
+	GOMEMLIMIT string   `json:"gomemlimit,omitempty"`
+	Labels     []Label  `json:"labels"`
+	Outputs    Outputs  `json:"outputs"`
+	Paths      Paths    `json:"paths"`
+	// Source is where the service is declared.
+	Source diag.Range `json:"source"`
+}
+
+// EnvVar is a name and value.
+type EnvVar struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Label is an image label.
+type Label struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Limits are the runtime limits; zero means none.
+type Limits struct {
+	CPU    float64 `json:"cpu,omitempty"`
+	Memory int64   `json:"memory,omitempty"`
+	NoFile int64   `json:"nofile,omitempty"`
+	Tasks  int64   `json:"tasks,omitempty"`
+}
+
+// Outputs say what is produced for the target.
+type Outputs struct {
+	Image      bool `json:"image"`
+	Binary     bool `json:"binary"`
+	Systemd    bool `json:"systemd"`
+	Dockerfile bool `json:"dockerfile"`
+}
+
+// Paths are output locations relative to the config directory; empty when
+// the output is off.
+type Paths struct {
+	Binary     string `json:"binary,omitempty"`
+	Image      string `json:"image,omitempty"`
+	ImageRef   string `json:"imageRef,omitempty"`
+	Dockerfile string `json:"dockerfile,omitempty"`
+	Unit       string `json:"unit,omitempty"`
+}
+
+// New resolves p. It is pure and deterministic.
+func New(p *config.Project, in Inputs) (*Plan, error) {
+	out := in.OutDir
+	if out == "" {
+		out = "dist"
+	}
+	version := p.Version
+	if version == "" {
+		version = in.GitVersion
+	}
+	if version == "" {
+		version = DefaultVersion
+	}
+	g := Go{
+		Version: firstNonEmpty(p.Go.Version, in.GoVersion),
+		Proxy:   firstNonEmpty(p.Go.Proxy, in.GOPROXY, "https://proxy.golang.org,direct"),
+		SumDB:   firstNonEmpty(p.Go.SumDB, in.GOSUMDB, "sum.golang.org"),
+		Private: firstNonEmpty(p.Go.Private, in.GOPRIVATE),
+		Flags:   nonNil(p.Go.Flags),
+		Tags:    nonNil(p.Go.Tags),
+	}
+	if g.Version == "" {
+		pos := p.Fields["go"]
+		return nil, diag.Errorf(pos, "go.version", "no Go version: set go: version: \"1.26.8\" or a go line in go.mod")
+	}
+	created := time.Unix(in.SourceDateEpoch, 0).UTC().Format(time.RFC3339)
+	pl := &Plan{
+		Project:         p.Name,
+		Version:         version,
+		Revision:        in.Revision,
+		SourceDateEpoch: in.SourceDateEpoch,
+		Created:         created,
+		Module:          Module{Dir: firstNonEmpty(in.ModuleDir, "."), Path: in.ModulePath},
+		Go:              g,
+		OutDir:          out,
+	}
+	ldflags := Ldflags(p.Go.Stamp, version, in.Revision, created)
+	for _, s := range p.Services {
+		pl.Services = append(pl.Services, s.Name)
+		for _, pf := range s.Platforms {
+			pl.Targets = append(pl.Targets, target(pl, in, s, pf, ldflags))
+		}
+	}
+	return pl, nil
+}
+
+// Ldflags are the linker flags: stripped, no build id, version stamps.
+func Ldflags(st config.Stamp, version, revision, date string) string {
+	parts := []string{"-s", "-w", "-buildid="}
+	for _, kv := range [][2]string{{st.Version, version}, {st.Revision, revision}, {st.Date, date}} {
+		if kv[0] != "" {
+			parts = append(parts, "-X", kv[0]+"="+kv[1])
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func target(pl *Plan, in Inputs, s *config.Service, pf config.Platform, ldflags string) Target {
+	t := Target{
+		Service:     s.Name,
+		Platform:    pf.String(),
+		GOOS:        pf.OS,
+		GOARCH:      pf.Arch,
+		Main:        s.Main,
+		BinaryName:  s.Name,
+		Base:        s.Base,
+		Builder:     s.Builder,
+		CGO:         s.CGO,
+		User:        s.User,
+		Group:       s.Group,
+		Description: firstNonEmpty(s.Description, s.Name),
+		Args:        nonNil(s.Args),
+		Ldflags:     ldflags,
+		Limits: Limits{
+			CPU: s.Limits.CPU, Memory: s.Limits.Memory,
+			NoFile: s.Limits.NoFile, Tasks: s.Limits.Tasks,
+		},
+		Outputs: Outputs{
+			Binary:     s.Outputs.Binary,
+			Image:      s.Outputs.Image && pf.OS == "linux",
+			Systemd:    s.Outputs.Systemd && pf.OS == "linux",
+			Dockerfile: s.Outputs.Dockerfile && pf.OS == "linux",
+		},
+		Source: diag.Range{Start: s.Range.Start.Rel(in.ConfigDir), End: s.Range.End.Rel(in.ConfigDir)},
+	}
+	if pf.Arch == "arm" && pf.Variant != "" {
+		t.GOARM = strings.TrimPrefix(pf.Variant, "v")
+	}
+	if pf.OS == "windows" {
+		t.BinaryName += ".exe"
+	}
+	cgo := "0"
+	if s.CGO {
+		cgo = "1"
+	}
+	t.BuildEnv = []string{
+		"CGO_ENABLED=" + cgo,
+		"GOARCH=" + t.GOARCH,
+		"GOFLAGS=-mod=readonly",
+		"GOOS=" + t.GOOS,
+		"GOPROXY=" + pl.Go.Proxy,
+		"GOSUMDB=" + pl.Go.SumDB,
+		"GOTOOLCHAIN=local",
+	}
+	if t.GOARM != "" {
+		t.BuildEnv = append(t.BuildEnv, "GOARM="+t.GOARM)
+	}
+	if pl.Go.Private != "" {
+		t.BuildEnv = append(t.BuildEnv, "GOPRIVATE="+pl.Go.Private)
+	}
+	sort.Strings(t.BuildEnv)
+	t.BuildFlags = []string{"-trimpath"}
+	if len(pl.Go.Tags) > 0 {
+		t.BuildFlags = append(t.BuildFlags, "-tags="+strings.Join(pl.Go.Tags, ","))
+	}
+	t.BuildFlags = append(t.BuildFlags, pl.Go.Flags...)
+	t.BuildFlags = append(t.BuildFlags, "-ldflags="+ldflags)
+
+	t.GOMAXPROCS = s.Runtime.GOMAXPROCS
+	if t.GOMAXPROCS == 0 && s.Limits.CPU > 0 {
+		t.GOMAXPROCS = GOMAXPROCS(s.Limits.CPU)
+	}
+	t.GOMEMLIMIT = s.Runtime.GOMEMLIMITText
+	if t.GOMEMLIMIT == "" && s.Limits.Memory > 0 {
+		t.GOMEMLIMIT = GOMEMLIMIT(s.Limits.Memory)
+	}
+	env := map[string]string{}
+	for _, e := range s.Env {
+		env[e.Name] = e.Value
+	}
+	// Explicit env wins over derived values, so a user can still say
+	// GOMAXPROCS themselves.
+	if _, ok := env["GOMAXPROCS"]; !ok && t.GOMAXPROCS > 0 {
+		env["GOMAXPROCS"] = strconv.Itoa(t.GOMAXPROCS)
+	}
+	if _, ok := env["GOMEMLIMIT"]; !ok && t.GOMEMLIMIT != "" {
+		env["GOMEMLIMIT"] = t.GOMEMLIMIT
+	}
+	names := make([]string, 0, len(env))
+	for k := range env {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	t.Env = []EnvVar{}
+	for _, k := range names {
+		t.Env = append(t.Env, EnvVar{Name: k, Value: env[k]})
+	}
+	t.Ports = []string{}
+	for _, p := range s.Ports {
+		t.Ports = append(t.Ports, p.String())
+	}
+
+	t.Labels = []Label{
+		{"org.opencontainers.image.created", pl.Created},
+		{"org.opencontainers.image.description", t.Description},
+		{"org.opencontainers.image.revision", pl.Revision},
+		{"org.opencontainers.image.source", pl.Module.Path},
+		{"org.opencontainers.image.title", s.Name},
+		{"org.opencontainers.image.version", pl.Version},
+	}
+
+	bin := path.Join(pl.OutDir, "bin", s.Name, pf.Dir(), t.BinaryName)
+	if t.Outputs.Binary {
+		t.Paths.Binary = bin
+	}
+	if t.Outputs.Image {
+		t.Paths.Image = path.Join(pl.OutDir, "oci")
+		t.Paths.ImageRef = s.Name + ":" + ImageTag(pl.Version)
+	}
+	if t.Outputs.Dockerfile {
+		t.Paths.Dockerfile = path.Join(pl.OutDir, "docker", s.Name, "Dockerfile")
+	}
+	if t.Outputs.Systemd {
+		t.Paths.Unit = path.Join(pl.OutDir, "systemd", s.Name+".service")
+	}
+	t.Command = append([]string{"go", "build"}, t.BuildFlags...)
+	t.Command = append(t.Command, "-o", bin, s.Main)
+	return t
+}
+
+// ImageTag turns a version into a valid image tag ("+" is not allowed).
+func ImageTag(v string) string { return strings.ReplaceAll(v, "+", "-") }
+
+// GOMAXPROCS derives GOMAXPROCS from a CPU limit: ceil(cpu), at least 1.
+func GOMAXPROCS(cpu float64) int {
+	n := int(math.Ceil(cpu))
+	if n < 1 {
+		n = 1
+	}
+	return n
+}
+
+// GOMEMLIMIT derives GOMEMLIMIT from a memory limit: 90%, rounded down to
+// a whole MiB ("230MiB" for 256Mi); below 1 MiB in KiB, then bytes.
+func GOMEMLIMIT(memory int64) string {
+	b := memory / 10 * 9
+	b += memory % 10 * 9 / 10
+	switch {
+	case b >= 1<<20:
+		return fmt.Sprintf("%dMiB", b>>20)
+	case b >= 1<<10:
+		return fmt.Sprintf("%dKiB", b>>10)
+	}
+	return fmt.Sprintf("%dB", b)
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
