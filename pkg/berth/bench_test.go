@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -35,8 +37,11 @@ func genProject(tb testing.TB, n int) string {
 	return dir
 }
 
-// BenchmarkLoadPlan measures load + validate + plan of generated projects.
+// BenchmarkLoadPlan measures load + validate + plan of generated projects
+// of n services × 3 platforms, with the GC setting of the berth command.
+// It reports the process's peak RSS too (maxrss-MB).
 func BenchmarkLoadPlan(b *testing.B) {
+	defer debug.SetGCPercent(debug.SetGCPercent(GCPercent))
 	for _, n := range []int{10, 100, 1000} {
 		dir := genProject(b, n)
 		env := Env(func(string) string { return "" })
@@ -50,6 +55,10 @@ func BenchmarkLoadPlan(b *testing.B) {
 				if len(p.Plan.Targets) != 3*n {
 					b.Fatalf("%d targets", len(p.Plan.Targets))
 				}
+			}
+			var ru syscall.Rusage
+			if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+				b.ReportMetric(float64(ru.Maxrss)/1024, "maxrss-MB")
 			}
 		})
 	}

@@ -42,17 +42,24 @@ func closedErrs(user, schema cue.Value, prefix string, skip map[string]bool, out
 	}
 }
 
-// requiredErrs reports required fields of schema that v lacks, at at.
-func requiredErrs(v, schema cue.Value, prefix string, at diag.Pos, out map[string]*diag.Error) {
+// required lists the required fields of schema.
+func required(schema cue.Value) []cue.Selector {
 	it, err := schema.Fields(cue.Optional(true))
 	if err != nil {
-		return
+		return nil
 	}
+	var sels []cue.Selector
 	for it.Next() {
-		sel := it.Selector()
-		if sel.ConstraintType() != cue.RequiredConstraint {
-			continue
+		if sel := it.Selector(); sel.ConstraintType() == cue.RequiredConstraint {
+			sels = append(sels, sel)
 		}
+	}
+	return sels
+}
+
+// requiredErrs reports the fields of req that v lacks, at at.
+func requiredErrs(v cue.Value, req []cue.Selector, prefix string, at diag.Pos, out map[string]*diag.Error) {
+	for _, sel := range req {
 		if v.LookupPath(cue.MakePath(sel.Required())).Exists() {
 			continue
 		}

@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/cuecontext"
@@ -70,6 +72,8 @@ type Loader struct {
 	service cue.Value
 	fields  cue.Value
 	builtin cue.Value
+
+	topReq, serviceReq []cue.Selector
 }
 
 // NewLoader compiles the embedded schema.
@@ -83,14 +87,17 @@ func NewLoader() (*Loader, error) {
 	if err := s.Err(); err != nil {
 		return nil, fmt.Errorf("berth's embedded schema does not compile: %w", err)
 	}
-	return &Loader{
+	l := &Loader{
 		ctx:     ctx,
 		schema:  s,
 		top:     s.LookupPath(pathTop),
 		service: s.LookupPath(pathService),
 		fields:  s.LookupPath(cue.ParsePath("#Fields")),
 		builtin: s.LookupPath(pathBuiltinDefaults),
-	}, nil
+	}
+	l.topReq = required(l.top)
+	l.serviceReq = required(l.service)
+	return l, nil
 }
 
 // Load loads every .cue file of dir with a fresh Loader.
@@ -133,82 +140,127 @@ func (l *Loader) Load(dir string) (*Project, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Project{Dir: abs, Files: files, Sources: map[string][]byte{}, Fields: map[string]diag.Pos{}}
-	overlay := map[string]load.Source{}
+	src := map[string][]byte{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return nil, err
 		}
-		p.Sources[f] = b
-		overlay[f] = load.FromBytes(b)
+		src[filepath.Base(f)] = b
 	}
-	rel := make([]string, len(files))
-	for i, f := range files {
-		rel[i] = "./" + filepath.Base(f)
-	}
-	insts := load.Instances(rel, &load.Config{Dir: abs, Overlay: overlay, Package: "*"})
-	if len(insts) != 1 {
-		return nil, fmt.Errorf("%s: the .cue files must form one package, found %d", dir, len(insts))
-	}
-	if err := insts[0].Err; err != nil {
-		return nil, l.convert(err, cue.Value{}, nil, "", nil)
-	}
-	v := l.ctx.BuildInstance(insts[0])
-	if err := v.Err(); err != nil {
-		return nil, l.convert(err, cue.Value{}, nil, "", nil)
-	}
-	return l.decode(p, v)
+	return l.LoadSource(abs, src)
 }
 
-// LoadSource loads a project from in-memory files (name → content), as if
-// they were the .cue files of dir. Used by fuzzing and tests.
+// LoadSource loads a project from in-memory files (base name → content),
+// as if they were the .cue files of dir.
 func (l *Loader) LoadSource(dir string, files map[string][]byte) (*Project, error) {
 	names := make([]string, 0, len(files))
 	for n := range files {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no .cue files in %s", dir)
+	}
 	p := &Project{Dir: dir, Sources: map[string][]byte{}, Fields: map[string]diag.Pos{}}
-	overlay := map[string]load.Source{}
-	var rel []string
 	for _, n := range names {
 		f := filepath.Join(dir, n)
 		p.Files = append(p.Files, f)
 		p.Sources[f] = files[n]
-		overlay[f] = load.FromBytes(files[n])
-		rel = append(rel, "./"+n)
 	}
-	if len(rel) == 0 {
-		return nil, fmt.Errorf("no .cue files")
-	}
-	insts := load.Instances(rel, &load.Config{Dir: dir, Overlay: overlay, Package: "*"})
-	if len(insts) != 1 {
-		return nil, fmt.Errorf("the .cue files must form one package, found %d", len(insts))
-	}
-	if err := insts[0].Err; err != nil {
-		return nil, l.convert(err, cue.Value{}, nil, "", nil)
-	}
-	v := l.ctx.BuildInstance(insts[0])
-	if err := v.Err(); err != nil {
-		return nil, l.convert(err, cue.Value{}, nil, "", nil)
+	v, err := l.build(p)
+	if err != nil {
+		return nil, err
 	}
 	return l.decode(p, v)
 }
 
+// build loads the project's files as one CUE instance.
+func (l *Loader) build(p *Project) (cue.Value, error) {
+	overlay := map[string]load.Source{}
+	rel := make([]string, len(p.Files))
+	for i, f := range p.Files {
+		overlay[f] = load.FromBytes(p.Sources[f])
+		rel[i] = "./" + filepath.Base(f)
+	}
+	insts := load.Instances(rel, &load.Config{Dir: p.Dir, Overlay: overlay, Package: "*"})
+	if len(insts) != 1 {
+		return cue.Value{}, fmt.Errorf("%s: the .cue files must form one package, found %d", p.Dir, len(insts))
+	}
+	if err := insts[0].Err; err != nil {
+		return cue.Value{}, l.convert(err, cue.Value{}, nil, "", nil)
+	}
+	v := l.ctx.BuildInstance(insts[0])
+	if err := v.Err(); err != nil {
+		return cue.Value{}, l.convert(err, cue.Value{}, nil, "", nil)
+	}
+	return v, nil
+}
+
+// parallelMin is the number of services from which checking is spread
+// over several CUE runtimes, one per core: a runtime is not safe for
+// concurrent use, and a second one costs a schema compile and a build.
+const parallelMin = 200
+
 func (l *Loader) decode(p *Project, v cue.Value) (*Project, error) {
-	var errs diag.List
+	var names []string
+	if it, err := v.LookupPath(pathServices).Fields(); err == nil {
+		for it.Next() {
+			if name := it.Selector().Unquoted(); validName(name) {
+				names = append(names, name) // others are reported by #Top
+			}
+		}
+	}
+	workers := 1
+	if len(names) >= parallelMin {
+		workers = min(runtime.GOMAXPROCS(0), 4)
+	}
+	svcs := make([]*Service, len(names))
+	errs := make([]error, len(names)+workers)
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wl, err := NewLoader()
+			if err == nil {
+				var wv cue.Value
+				if wv, err = wl.build(p); err == nil {
+					wl.services(wv, names, w, workers, svcs, errs)
+				}
+			}
+			errs[len(names)+w] = err
+		}()
+	}
+	var top diag.List
+	l.top1(p, v, &top)
+	errs[len(names)] = top.Err()
+	l.services(v, names, 0, workers, svcs, errs)
+	wg.Wait()
+
+	var all diag.List
+	all.Add(errs...)
+	if err := all.Err(); err != nil {
+		return nil, err
+	}
+	p.Services = svcs
+	sort.Slice(p.Services, func(i, j int) bool { return p.Services[i].Name < p.Services[j].Name })
+	return p, nil
+}
+
+// top1 checks and decodes everything but the services' contents.
+func (l *Loader) top1(p *Project, v cue.Value, errs *diag.List) {
 	shape := map[string]*diag.Error{}
 	closedErrs(v, l.top, "", map[string]bool{"services": true}, shape)
-	requiredErrs(v, l.top, "", diag.Pos{}, shape)
+	requiredErrs(v, l.topReq, "", diag.Pos{}, shape)
 	top := l.top.Unify(v)
 	if err := top.Validate(cue.Concrete(true), cue.All()); err != nil {
 		errs.Add(l.convert(err, l.top, func(path string) diag.Pos { return lookupPos(v, path) }, "", shape))
 	}
-	addAll(&errs, shape)
-	p.Name, _ = str(v.LookupPath(cue.ParsePath("project")))
-	p.Fields["project"] = pos(v.LookupPath(cue.ParsePath("project")))
-	if ver := v.LookupPath(cue.ParsePath("version")); ver.Exists() {
+	addAll(errs, shape)
+	p.Name, _ = str(v.LookupPath(p_project))
+	p.Fields["project"] = pos(v.LookupPath(p_project))
+	if ver := v.LookupPath(p_version_top); ver.Exists() {
 		p.Version, _ = str(ver)
 		p.Fields["version"] = pos(ver)
 	}
@@ -216,30 +268,18 @@ func (l *Loader) decode(p *Project, v cue.Value) (*Project, error) {
 		p.Fields["go"] = pos(g)
 		decodeGo(&p.Go, g, p.Fields)
 	}
+}
 
+// services checks every workers-th service starting at the first, storing
+// results by index so the outcome does not depend on scheduling.
+func (l *Loader) services(v cue.Value, names []string, first, workers int, out []*Service, errs []error) {
 	defaults := v.LookupPath(pathDefaults)
+	all := v.LookupPath(pathServices)
 	fillers := map[string]cue.Value{}
-	svcs := v.LookupPath(pathServices)
-	it, err := svcs.Fields()
-	if err == nil {
-		for it.Next() {
-			name := it.Selector().Unquoted()
-			if !validName(name) {
-				continue // reported by #Top
-			}
-			s, err := l.service1(name, it.Value(), defaults, fillers)
-			if err != nil {
-				errs.Add(err)
-				continue
-			}
-			p.Services = append(p.Services, s)
-		}
+	for i := first; i < len(names); i += workers {
+		raw := all.LookupPath(cue.MakePath(cue.Str(names[i])))
+		out[i], errs[i] = l.service1(names[i], raw, defaults, fillers)
 	}
-	if err := errs.Err(); err != nil {
-		return nil, err
-	}
-	sort.Slice(p.Services, func(i, j int) bool { return p.Services[i].Name < p.Services[j].Name })
-	return p, nil
 }
 
 var nameRe = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
@@ -323,7 +363,7 @@ func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[stri
 	svcPos := pos(raw)
 	shape := map[string]*diag.Error{}
 	closedErrs(raw, l.fields, prefix, nil, shape)
-	requiredErrs(raw, l.service, prefix, svcPos, shape)
+	requiredErrs(raw, l.serviceReq, prefix, svcPos, shape)
 	lookup := func(path string) diag.Pos {
 		// The field's own position, in the value it came from.
 		for p := path; p != ""; {
@@ -351,8 +391,11 @@ func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[stri
 	}
 	s := &Service{Name: name, Pos: svcPos, Fields: map[string]diag.Pos{}}
 	s.Range = rangeOf(raw)
-	for k := range origin {
-		if pp := lookup(k); pp.IsValid() {
+	for k, src := range origin {
+		if src == raw {
+			// Cheap and by far the most common: the service's own field.
+			s.Fields[k] = pos(raw.LookupPath(parsePath(k)))
+		} else if pp := lookup(k); pp.IsValid() {
 			s.Fields[k] = pp
 		}
 	}
@@ -365,6 +408,8 @@ func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[stri
 func pathIn(_, _ cue.Value, _ string, path string) string { return path }
 
 var (
+	p_project        = cue.ParsePath("project")
+	p_version_top    = cue.ParsePath("version")
 	p_allowRoot      = cue.ParsePath("allowRoot")
 	p_args           = cue.ParsePath("args")
 	p_base           = cue.ParsePath("base")
@@ -418,49 +463,85 @@ func decodeGo(g *Go, v cue.Value, fields map[string]diag.Pos) {
 	}
 }
 
+// decodeService reads a validated service. It walks each struct once:
+// a LookupPath per field costs far more on thousands of services.
 func decodeService(s *Service, v cue.Value) {
-	s.Main, _ = str(v.LookupPath(p_main))
-	s.Description, _ = str(v.LookupPath(p_description))
-	for _, p := range strs(v.LookupPath(p_platforms)) {
-		s.Platforms = append(s.Platforms, ParsePlatform(p))
-	}
-	s.Base, _ = str(v.LookupPath(p_base))
-	s.Builder, _ = str(v.LookupPath(p_builder))
-	s.CGO, _ = v.LookupPath(p_cgo).Bool()
-	u, _ := v.LookupPath(p_user).Int64()
-	s.User = int(u)
-	if g := v.LookupPath(p_group); g.Exists() {
-		gi, _ := g.Int64()
-		s.Group = int(gi)
-	} else {
-		s.Group = s.User
-	}
-	s.AllowRoot, _ = v.LookupPath(p_allowRoot).Bool()
-	s.Args = strs(v.LookupPath(p_args))
-	if env, err := v.LookupPath(p_env).Fields(); err == nil {
-		for env.Next() {
-			val, _ := env.Value().String()
-			s.Env = append(s.Env, EnvVar{Name: env.Selector().Unquoted(), Value: val})
+	group := -1
+	var out cue.Value
+	it, _ := v.Fields()
+	for it.Next() {
+		f := it.Value()
+		switch it.Selector().Unquoted() {
+		case "main":
+			s.Main, _ = f.String()
+		case "description":
+			s.Description, _ = f.String()
+		case "platforms":
+			for _, p := range strs(f) {
+				s.Platforms = append(s.Platforms, ParsePlatform(p))
+			}
+		case "base":
+			s.Base, _ = f.String()
+		case "builder":
+			s.Builder, _ = f.String()
+		case "cgo":
+			s.CGO, _ = f.Bool()
+		case "user":
+			u, _ := f.Int64()
+			s.User = int(u)
+		case "group":
+			g, _ := f.Int64()
+			group = int(g)
+		case "allowRoot":
+			s.AllowRoot, _ = f.Bool()
+		case "args":
+			s.Args = strs(f)
+		case "env":
+			env, _ := f.Fields()
+			for env.Next() {
+				val, _ := env.Value().String()
+				s.Env = append(s.Env, EnvVar{Name: env.Selector().Unquoted(), Value: val})
+			}
+			sort.Slice(s.Env, func(i, j int) bool { return s.Env[i].Name < s.Env[j].Name })
+		case "ports":
+			ports, _ := f.List()
+			for ports.Next() {
+				s.Ports = append(s.Ports, parsePort(ports.Value()))
+			}
+		case "limits":
+			lim, _ := f.Fields()
+			for lim.Next() {
+				x := lim.Value()
+				switch lim.Selector().Unquoted() {
+				case "cpu":
+					s.Limits.CPU, _ = x.Float64()
+				case "memory":
+					s.Limits.Memory, s.Limits.MemoryText = bytesOf(x)
+				case "nofile":
+					s.Limits.NoFile, _ = x.Int64()
+				case "tasks":
+					s.Limits.Tasks, _ = x.Int64()
+				}
+			}
+		case "runtime":
+			rt, _ := f.Fields()
+			for rt.Next() {
+				x := rt.Value()
+				switch rt.Selector().Unquoted() {
+				case "gomaxprocs":
+					n, _ := x.Int64()
+					s.Runtime.GOMAXPROCS = int(n)
+				case "gomemlimit":
+					s.Runtime.GOMEMLIMIT, s.Runtime.GOMEMLIMITText = bytesOf(x)
+				}
+			}
+		case "outputs":
+			out = f
 		}
-		sort.Slice(s.Env, func(i, j int) bool { return s.Env[i].Name < s.Env[j].Name })
 	}
-	if ports, err := v.LookupPath(p_ports).List(); err == nil {
-		for ports.Next() {
-			s.Ports = append(s.Ports, parsePort(ports.Value()))
-		}
-	}
-	lim := v.LookupPath(p_limits)
-	s.Limits.CPU, _ = lim.LookupPath(p_cpu).Float64()
-	if m := lim.LookupPath(p_memory); m.Exists() {
-		s.Limits.Memory, s.Limits.MemoryText = bytesOf(m)
-	}
-	s.Limits.NoFile, _ = lim.LookupPath(p_nofile).Int64()
-	s.Limits.Tasks, _ = lim.LookupPath(p_tasks).Int64()
-	rt := v.LookupPath(p_runtime)
-	gmp, _ := rt.LookupPath(p_gomaxprocs).Int64()
-	s.Runtime.GOMAXPROCS = int(gmp)
-	if m := rt.LookupPath(p_gomemlimit); m.Exists() {
-		s.Runtime.GOMEMLIMIT, s.Runtime.GOMEMLIMITText = bytesOf(m)
+	s.Group = s.User
+	if group >= 0 {
+		s.Group = group
 	}
 	// Image, unit and Dockerfile default to on when every platform is
 	// linux; the schema refuses them explicitly on for other platforms.
@@ -468,11 +549,25 @@ func decodeService(s *Service, v cue.Value) {
 	for _, p := range s.Platforms {
 		allLinux = allLinux && p.OS == "linux"
 	}
-	out := v.LookupPath(p_outputs)
-	s.Outputs.Binary = boolOr(out.LookupPath(p_binary), true)
-	s.Outputs.Image = boolOr(out.LookupPath(p_image), allLinux)
-	s.Outputs.Systemd = boolOr(out.LookupPath(p_systemd), allLinux)
-	s.Outputs.Dockerfile = boolOr(out.LookupPath(p_dockerfile), allLinux)
+	s.Outputs = Outputs{Binary: true, Image: allLinux, Systemd: allLinux, Dockerfile: allLinux}
+	if o, err := out.Fields(); err == nil {
+		for o.Next() {
+			b, err := o.Value().Bool()
+			if err != nil {
+				continue
+			}
+			switch o.Selector().Unquoted() {
+			case "binary":
+				s.Outputs.Binary = b
+			case "image":
+				s.Outputs.Image = b
+			case "systemd":
+				s.Outputs.Systemd = b
+			case "dockerfile":
+				s.Outputs.Dockerfile = b
+			}
+		}
+	}
 }
 
 func boolOr(v cue.Value, def bool) bool {
