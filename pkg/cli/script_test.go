@@ -32,10 +32,9 @@ func TestMain(m *testing.M) {
 // and read the diff: it is the test's claim about berth's messages.
 func TestScript(t *testing.T) {
 	testscript.Run(t, testscript.Params{
-		Dir:                 filepath.Join("testdata", "script"),
-		UpdateScripts:       os.Getenv("BERTH_UPDATE_SCRIPTS") == "1",
-		RequireExplicitExec: false,
-		RequireUniqueNames:  true,
+		Dir:                filepath.Join("testdata", "script"),
+		UpdateScripts:      os.Getenv("BERTH_UPDATE_SCRIPTS") == "1",
+		RequireUniqueNames: true,
 		Setup: func(e *testscript.Env) error {
 			// Keep git from finding a repository above $WORK, so that
 			// `berth plan` sees no version or revision, and pin the
