@@ -35,7 +35,7 @@ func closedErrs(user, schema cue.Value, prefix string, skip map[string]bool, out
 		if skip[path] || it.Value().IncompleteKind() != cue.StructKind {
 			continue
 		}
-		sub := schema.LookupPath(cue.MakePath(sel))
+		sub := schema.LookupPath(cue.MakePath(sel.Optional()))
 		if sub.Exists() && sub.IncompleteKind()&cue.StructKind != 0 {
 			closedErrs(it.Value(), sub, path, skip, out)
 		}

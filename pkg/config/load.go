@@ -74,6 +74,8 @@ type Loader struct {
 	builtin cue.Value
 
 	topReq, serviceReq []cue.Selector
+	envName            *regexp.Regexp
+
 }
 
 // NewLoader compiles the embedded schema.
@@ -94,6 +96,11 @@ func NewLoader() (*Loader, error) {
 		service: s.LookupPath(pathService),
 		fields:  s.LookupPath(cue.ParsePath("#Fields")),
 		builtin: s.LookupPath(pathBuiltinDefaults),
+	}
+	re, _ := s.LookupPath(cue.ParsePath("#EnvNameRe")).String()
+	l.envName, err = regexp.Compile(re)
+	if err != nil {
+		return nil, err
 	}
 	l.topReq = required(l.top)
 	l.serviceReq = required(l.service)
@@ -188,11 +195,11 @@ func (l *Loader) build(p *Project) (cue.Value, error) {
 		return cue.Value{}, fmt.Errorf("%s: the .cue files must form one package, found %d", p.Dir, len(insts))
 	}
 	if err := insts[0].Err; err != nil {
-		return cue.Value{}, l.convert(err, cue.Value{}, nil, "", nil)
+		return cue.Value{}, l.convert(err, scope{})
 	}
 	v := l.ctx.BuildInstance(insts[0])
 	if err := v.Err(); err != nil {
-		return cue.Value{}, l.convert(err, cue.Value{}, nil, "", nil)
+		return cue.Value{}, l.convert(err, scope{})
 	}
 	return v, nil
 }
@@ -252,10 +259,25 @@ func (l *Loader) decode(p *Project, v cue.Value) (*Project, error) {
 func (l *Loader) top1(p *Project, v cue.Value, errs *diag.List) {
 	shape := map[string]*diag.Error{}
 	closedErrs(v, l.top, "", map[string]bool{"services": true}, shape)
-	requiredErrs(v, l.topReq, "", diag.Pos{}, shape)
+	l.envNameErrs(v.LookupPath(pathDefaults), "defaults", shape)
+	var first diag.Pos
+	if len(p.Files) > 0 {
+		first = diag.Pos{File: p.Files[0], Line: 1, Col: 1}
+	}
+	requiredErrs(v, l.topReq, "", first, shape)
 	top := l.top.Unify(v)
 	if err := top.Validate(cue.Concrete(true), cue.All()); err != nil {
-		errs.Add(l.convert(err, l.top, func(path string) diag.Pos { return lookupPos(v, path) }, "", shape))
+		errs.Add(l.convert(err, scope{
+			root:   l.top,
+			lookup: func(path string) diag.Pos { return lookupPos(v, path) },
+			shape:  shape,
+			value: func(path string) (cue.Value, bool) {
+				x := v.LookupPath(parsePath(path))
+				return x, x.Exists()
+			},
+			// Services' contents are checked one by one, with defaults.
+			skip: func(path string) bool { return strings.Count(path, ".") > 1 && strings.HasPrefix(path, "services.") },
+		}))
 	}
 	addAll(errs, shape)
 	p.Name, _ = str(v.LookupPath(p_project))
@@ -321,6 +343,9 @@ func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[stri
 				}
 				for sub.Next() {
 					k := f.name + "." + sub.Selector().String()
+					if f.name != "env" && !l.fields.LookupPath(cue.MakePath(cue.Str(f.name).Optional(), sub.Selector().Optional())).Exists() {
+						continue // unknown: reported in defaults, not copied
+					}
 					if _, ok := origin[k]; ok {
 						continue // an earlier source gave it
 					}
@@ -363,6 +388,7 @@ func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[stri
 	svcPos := pos(raw)
 	shape := map[string]*diag.Error{}
 	closedErrs(raw, l.fields, prefix, nil, shape)
+	l.envNameErrs(raw, prefix, shape)
 	requiredErrs(raw, l.serviceReq, prefix, svcPos, shape)
 	lookup := func(path string) diag.Pos {
 		// The field's own position, in the value it came from.
@@ -383,9 +409,38 @@ func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[stri
 		}
 		return svcPos
 	}
+	inherited := func(path string) bool {
+		for p := path; ; {
+			if src, ok := origin[p]; ok {
+				return src == defaults
+			}
+			i := lastDot(p)
+			if i < 0 {
+				return false
+			}
+			p = p[:i]
+		}
+	}
+	value := func(path string) (cue.Value, bool) {
+		for p := path; ; {
+			if src, ok := origin[p]; ok {
+				if src == l.builtin {
+					return cue.Value{}, false
+				}
+				x := src.LookupPath(parsePath(path))
+				return x, x.Exists()
+			}
+			i := lastDot(p)
+			if i < 0 {
+				x := raw.LookupPath(parsePath(path))
+				return x, x.Exists()
+			}
+			p = p[:i]
+		}
+	}
 	if err := m.Validate(cue.Concrete(true), cue.All()); err != nil || len(shape) > 0 {
 		var errs diag.List
-		errs.Add(l.convert(err, l.service, lookup, prefix, shape))
+		errs.Add(l.convert(err, scope{root: l.service, lookup: lookup, prefix: prefix, shape: shape, inherited: inherited, value: value}))
 		addAll(&errs, shape)
 		return nil, errs.Err()
 	}
@@ -739,7 +794,32 @@ func lastDot(path string) int {
 // convert turns CUE errors into diag errors: paths without the schema's
 // definition or _policy selectors, prefixed, positions in the user's files
 // only (the field's own position first), one error per path and message.
-func (l *Loader) convert(err error, root cue.Value, lookup func(path string) diag.Pos, prefix string, shape map[string]*diag.Error) error {
+// scope says how to report errors found while checking one value.
+type scope struct {
+	// root is the schema definition checked against; its fields' @msg
+	// attributes give the messages.
+	root cue.Value
+	// lookup finds the position of a path in the user's files.
+	lookup func(path string) diag.Pos
+	// prefix is prepended to every path ("services.api").
+	prefix string
+	// shape holds the unknown and missing fields already reported; CUE's
+	// own report of them, or of anything below them, is dropped.
+	shape map[string]*diag.Error
+	// inherited says whether a path's value came from defaults: a value
+	// error there is a mistake in defaults, reported once, there.
+	inherited func(path string) bool
+	// value returns the value the user wrote at a path (in the service or
+	// in defaults); false for values from the built-in defaults.
+	value func(path string) (cue.Value, bool)
+	// skip drops errors at paths checked elsewhere.
+	skip func(path string) bool
+}
+
+// convert turns CUE errors into diag errors: paths without the schema's
+// definition or _policy selectors, positions in the user's files only
+// (the field's own position first), one error per mistake.
+func (l *Loader) convert(err error, sc scope) error {
 	var out diag.List
 	if err == nil {
 		return nil
@@ -751,12 +831,15 @@ func (l *Loader) convert(err error, root cue.Value, lookup func(path string) dia
 	var errs []conv
 	for _, e := range cueerrors.Errors(err) {
 		var sels, full []string
+		policy := false
 		for i, s := range e.Path() {
 			if i == 0 && strings.HasPrefix(s, "#") {
 				continue
 			}
 			full = append(full, s)
-			if s != "_policy" {
+			if s == "_policy" {
+				policy = true
+			} else {
 				sels = append(sels, s)
 			}
 		}
@@ -767,12 +850,16 @@ func (l *Loader) convert(err error, root cue.Value, lookup func(path string) dia
 		// the field's @msg; a conflict between only the user's own values
 		// and rules keeps CUE's message.
 		rewritten := false
-		if m := fieldMsg(root, full); m != "" && touchesSchema(e) {
-			msg, rewritten = m, true
+		if m, field, at := fieldMsg(sc.root, full); m != "" && sc.value != nil {
+			// Only when the user's own value breaks our constraint: a
+			// conflict with their own rules keeps CUE's message.
+			if uv, ok := sc.value(at); ok && field.Unify(uv).Validate(cue.Concrete(true)) != nil {
+				msg, rewritten = m, true
+			}
 		}
 		var ps []diag.Pos
-		if lookup != nil && rel != "" {
-			if p := lookup(rel); p.IsValid() {
+		if sc.lookup != nil && rel != "" {
+			if p := sc.lookup(rel); p.IsValid() {
 				ps = append(ps, p)
 			}
 		}
@@ -788,41 +875,65 @@ func (l *Loader) convert(err error, root cue.Value, lookup func(path string) dia
 				ps = append(ps, p)
 			}
 		}
-		if len(ps) == 0 && lookup != nil {
-			if p := lookup(""); p.IsValid() {
+		if len(ps) == 0 && sc.lookup != nil {
+			if p := sc.lookup(""); p.IsValid() {
 				ps = append(ps, p)
 			}
 		}
-		path := join(prefix, rel)
-		if shape[path] != nil {
+		path := join(sc.prefix, rel)
+		if sc.skip != nil && sc.skip(path) {
+			continue
+		}
+		if !policy && sc.inherited != nil && rel != "" && sc.inherited(rel) {
+			path = join("defaults", rel)
+		}
+		if underShape(sc.shape, path) {
 			continue // reported by the shape checks
 		}
 		errs = append(errs, conv{&diag.Error{Path: path, Msg: msg, Pos: ps}, rewritten})
 	}
-	// A failed disjunction reports itself and each branch; where the field's
-	// @msg says it all, keep only that.
-	said := map[string]bool{}
+	// A failed disjunction reports itself and each branch: where the
+	// field's @msg says it all keep only that, and drop an error without
+	// any position where the same path has positioned ones.
+	said, placed := map[string]bool{}, map[string]bool{}
 	for _, c := range errs {
-		if c.rewritten {
-			said[c.err.Path] = true
-		}
+		said[c.err.Path] = said[c.err.Path] || c.rewritten
+		placed[c.err.Path] = placed[c.err.Path] || len(c.err.Pos) > 0
 	}
 	for _, c := range errs {
-		if c.rewritten || !said[c.err.Path] {
-			out.Add(c.err)
+		if said[c.err.Path] && !c.rewritten {
+			continue
 		}
+		if len(c.err.Pos) == 0 && placed[c.err.Path] {
+			continue
+		}
+		out.Add(c.err)
 	}
 	return out.Err()
 }
 
-// fieldMsg returns the @msg of the deepest field along path in root.
-func fieldMsg(root cue.Value, path []string) string {
-	if !root.Exists() {
-		return ""
+// underShape reports whether path or one of its ancestors has a shape error.
+func underShape(shape map[string]*diag.Error, path string) bool {
+	for p := path; ; {
+		if shape[p] != nil {
+			return true
+		}
+		i := lastDot(p)
+		if i < 0 {
+			return false
+		}
+		p = p[:i]
 	}
-	msg := ""
+}
+
+// fieldMsg returns the @msg of the deepest field along path in root, the
+// field's schema and its path.
+func fieldMsg(root cue.Value, path []string) (msg string, field cue.Value, at string) {
+	if !root.Exists() {
+		return "", cue.Value{}, ""
+	}
 	v := root
-	for _, s := range path {
+	for i, s := range path {
 		if strings.HasPrefix(s, "_") {
 			break // hidden rules report with error()
 		}
@@ -832,21 +943,31 @@ func fieldMsg(root cue.Value, path []string) string {
 		}
 		if a := v.Attribute("msg"); a.Err() == nil {
 			if m, err := a.String(0); err == nil {
-				msg = m
+				msg, field, at = m, v, strings.Join(path[:i+1], ".")
 			}
 		}
 	}
-	return msg
+	return msg, field, at
 }
 
-func touchesSchema(e cueerrors.Error) bool {
-	for _, p := range cueerrors.Positions(e) {
-		if p.Filename() == schemaFile {
-			return true
+// envNameErrs reports environment variable names that the schema's
+// #EnvNameRe refuses. The schema's own rule iterates over env, which CUE
+// cannot do while a value in env is wrong, so a bad name would hide behind
+// a bad value.
+func (l *Loader) envNameErrs(v cue.Value, prefix string, out map[string]*diag.Error) {
+	it, err := v.LookupPath(cue.ParsePath("env")).Fields()
+	if err != nil {
+		return
+	}
+	for it.Next() {
+		if name := it.Selector().Unquoted(); !l.envName.MatchString(name) {
+			path := join(prefix, "env."+it.Selector().String())
+			out[path] = &diag.Error{Path: path, Msg: "environment variable name must match " + envNameDoc, Pos: nonEmpty(pos(it.Value()))}
 		}
 	}
-	return false
 }
+
+const envNameDoc = "[A-Za-z_][A-Za-z0-9_]*"
 
 func addAll(l *diag.List, m map[string]*diag.Error) {
 	keys := make([]string, 0, len(m))
