@@ -21,7 +21,12 @@ type exitError struct {
 	err  error
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
 func (e *exitError) Unwrap() error { return e.err }
 
 // Main runs berth with args and returns the process exit code.
@@ -39,8 +44,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		code = ee.code
 		err = ee.err
+		if err == nil {
+			return code
+		}
 	}
-	if err != nil {
+	if err != nil && err.Error() != "" {
 		wd, _ := os.Getwd()
 		var l *diag.List
 		var d *diag.Error
@@ -68,6 +76,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newValidate(stdout),
 		newPlan(stdout),
 		newInit(stdout),
+		newBuild(stdout, stderr),
+		newEngine(stdout),
 	)
 	return root
 }

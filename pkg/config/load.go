@@ -75,7 +75,6 @@ type Loader struct {
 
 	topReq, serviceReq []cue.Selector
 	envName            *regexp.Regexp
-
 }
 
 // NewLoader compiles the embedded schema.

@@ -1,0 +1,116 @@
+package berth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/berthbuild/berth/pkg/export"
+
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// toolchainArch maps a platform to the name golang.org/toolchain uses.
+func toolchainArch(p ocispecs.Platform) string {
+	if p.Architecture == "arm" {
+		return "armv6l"
+	}
+	return p.Architecture
+}
+
+// ToolchainModule is the module that holds the Go toolchain for a
+// platform, as GOTOOLCHAIN downloads it.
+func ToolchainModule(version string, p ocispecs.Platform) string {
+	return fmt.Sprintf("golang.org/toolchain@v0.0.1-go%s.%s-%s", version, p.OS, toolchainArch(p))
+}
+
+// FetchToolchain downloads the Go toolchain for platform p through proxy,
+// checked against sumdb by the go command, and returns its directory in
+// the module cache (GOROOT).
+func FetchToolchain(ctx context.Context, version string, p ocispecs.Platform, proxy, sumdb string) (string, error) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("berth fetches the Go toolchain with the go command, which is not on PATH: install Go (https://go.dev/dl) or give the service a builder image")
+	}
+	mod := ToolchainModule(version, p)
+	tmp, err := os.MkdirTemp("", "berth-toolchain-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	cmd := exec.CommandContext(ctx, goBin, "mod", "download", "-json", mod)
+	cmd.Dir = tmp
+	cmd.Env = append(os.Environ(), "GOPROXY="+proxy, "GOSUMDB="+sumdb, "GOFLAGS=", "GOTOOLCHAIN=local", "GO111MODULE=on")
+	var out, stderr bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &stderr
+	runErr := cmd.Run()
+	var res struct {
+		Dir   string
+		Error string
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil || runErr != nil || res.Error != "" {
+		msg := strings.TrimSpace(res.Error + " " + stderr.String())
+		return "", fmt.Errorf("download Go %s toolchain for %s/%s (%s) through %s: %s", version, p.OS, p.Architecture, mod, proxy, msg)
+	}
+	return res.Dir, nil
+}
+
+// executableToolchain returns a copy of the toolchain in the module cache
+// whose programs are executable: `go mod download` extracts modules
+// read-only and without execute bits. Other files are hard links, so the
+// copy costs little; it is made once per version and platform.
+func executableToolchain(src, cacheDir string) (string, error) {
+	dest := filepath.Join(cacheDir, "toolchains", filepath.Base(src))
+	if _, err := os.Stat(filepath.Join(dest, ".complete")); err == nil {
+		return dest, nil
+	}
+	tmp, err := export.TempDir(dest)
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		out := filepath.Join(tmp, rel)
+		if d.IsDir() {
+			return os.MkdirAll(out, 0o755)
+		}
+		slash := filepath.ToSlash(rel)
+		if strings.HasPrefix(slash, "bin/") || strings.HasPrefix(slash, "pkg/tool/") {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(out, b, 0o755)
+		}
+		if err := os.Link(p, out); err == nil {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(out, b, 0o644)
+	})
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ".complete"), nil, 0o644); err != nil {
+		return "", err
+	}
+	_ = os.RemoveAll(dest)
+	if err := os.Rename(tmp, dest); err != nil {
+		return "", err
+	}
+	return dest, nil
+}

@@ -1,0 +1,89 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthbuild/berth/pkg/berth"
+	"github.com/berthbuild/berth/pkg/diag"
+	"github.com/berthbuild/berth/pkg/engine"
+)
+
+func engineFlags(cmd *cobra.Command, o *engine.Options) {
+	f := cmd.Flags()
+	f.StringVar(&o.Builder, "builder", "", "BuildKit to build on: an address (unix://, tcp://, docker-container://, kube-pod://, ssh://), \"docker\" for the Docker engine's BuildKit; default $BUILDKIT_HOST, else the embedded engine")
+	f.StringVar(&o.TLSCACert, "tlscacert", "", "CA certificate for a tcp:// builder")
+	f.StringVar(&o.TLSCert, "tlscert", "", "client certificate for a tcp:// builder")
+	f.StringVar(&o.TLSKey, "tlskey", "", "client key for a tcp:// builder")
+	f.StringVar(&o.TLSServerName, "tlsservername", "", "server name expected in a tcp:// builder's certificate")
+}
+
+func newBuild(stdout, stderr io.Writer) *cobra.Command {
+	var o berth.BuildOptions
+	cmd := &cobra.Command{
+		Use:   "build [DIR]",
+		Short: "Build images and binaries for every service and platform on BuildKit",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Dir = dirArg(args)
+			o.Stderr = stderr
+			res, err := berth.Build(cmd.Context(), o)
+			if err != nil {
+				var w interface{ Where() []error }
+				if errors.As(err, &w) {
+					wd, _ := os.Getwd()
+					fmt.Fprintf(stderr, "berth: %v\n", err)
+					var l diag.List
+					l.Add(w.Where()...)
+					diag.Print(stderr, &l, wd)
+					return &exitError{code: 1}
+				}
+				return err
+			}
+			printBuild(stdout, res)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&o.Services, "service", nil, "build only this service (repeatable)")
+	f.StringSliceVar(&o.Platforms, "platform", nil, "build only this platform, e.g. linux/arm64 (repeatable)")
+	f.StringVar(&o.OutDir, "out", "dist", "output directory, relative to DIR")
+	f.StringVar(&o.Progress, "progress", "auto", "progress output: auto, tty, plain, rawjson or quiet")
+	f.BoolVar(&o.NoCache, "no-cache", false, "run every step again instead of using BuildKit's cache")
+	f.StringVar(&o.Push, "push", "", "push every image to REPO/<service>:<version>")
+	f.BoolVar(&o.Load, "load", false, "load every image, for the Docker engine's platform, into Docker")
+	f.BoolVar(&o.OCIArchive, "oci-archive", false, "write an OCI archive per service under OUT/archives")
+	f.BoolVar(&o.DockerArchive, "docker-archive", false, "write a docker-archive per service and platform under OUT/archives")
+	engineFlags(cmd, &o.Engine)
+	return cmd
+}
+
+func printBuild(w io.Writer, r *berth.BuildResult) {
+	wd, _ := os.Getwd()
+	rel := func(p string) string { return diag.Pos{File: p}.Rel(wd).File }
+	if r.Layout != "" {
+		fmt.Fprintf(w, "images (OCI layout %s):\n", rel(r.Layout))
+		for _, im := range r.Images {
+			fmt.Fprintf(w, "  %s  %s\n", im.Ref, im.Digest)
+		}
+	}
+	if len(r.Binaries) > 0 {
+		fmt.Fprintf(w, "binaries:\n")
+		for _, b := range r.Binaries {
+			fmt.Fprintf(w, "  %s\n", rel(b))
+		}
+	}
+	for _, a := range r.Archives {
+		fmt.Fprintf(w, "archive: %s\n", rel(a))
+	}
+	for _, p := range r.Pushed {
+		fmt.Fprintf(w, "pushed: %s\n", p)
+	}
+	for _, l := range r.Loaded {
+		fmt.Fprintf(w, "loaded: %s\n", l)
+	}
+}

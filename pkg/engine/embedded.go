@@ -1,0 +1,355 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moby/buildkit/client"
+	"golang.org/x/sys/unix"
+)
+
+// Paths of the embedded engine inside the state directory.
+type Paths struct {
+	Dir    string // <state>/engine
+	Root   string // buildkitd --root
+	Socket string
+	Log    string
+	PID    string
+	Lock   string
+}
+
+// EnginePaths returns where the embedded engine lives.
+func EnginePaths(o Options) (Paths, error) {
+	st, err := StateDir(o)
+	if err != nil {
+		return Paths{}, err
+	}
+	d := filepath.Join(st, "engine")
+	p := Paths{
+		Dir:    d,
+		Root:   filepath.Join(d, "root"),
+		Socket: filepath.Join(d, "buildkitd.sock"),
+		Log:    filepath.Join(d, "buildkitd.log"),
+		PID:    filepath.Join(d, "buildkitd.pid"),
+		Lock:   filepath.Join(d, "lock"),
+	}
+	if len(p.Socket) > 100 {
+		return p, fmt.Errorf("engine socket path %s is too long for a unix socket (%d bytes, 100 at most): set XDG_STATE_HOME to a shorter directory", p.Socket, len(p.Socket))
+	}
+	return p, nil
+}
+
+// lock takes the engine's lock file, so that concurrent berth runs start
+// at most one daemon and never stop one another's start.
+func lock(ctx context.Context, path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for the engine lock %s: %w", path, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func connectEmbedded(ctx context.Context, o Options) (*Engine, error) {
+	p, err := EnginePaths(o)
+	if err != nil {
+		return nil, err
+	}
+	// Fast path: a daemon answers already.
+	if e, err := dialEmbedded(ctx, p, 2*time.Second); err == nil {
+		return e, nil
+	}
+	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	unlock, err := lock(ctx, p.Lock)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	// Another run may have started it while we waited.
+	if e, err := dialEmbedded(ctx, p, 2*time.Second); err == nil {
+		return e, nil
+	}
+	if err := start(ctx, o, p); err != nil {
+		return nil, err
+	}
+	return dialEmbedded(ctx, p, 5*time.Second)
+}
+
+func dialEmbedded(ctx context.Context, p Paths, timeout time.Duration) (*Engine, error) {
+	if _, err := os.Stat(p.Socket); err != nil {
+		return nil, err
+	}
+	addr := "unix://" + p.Socket
+	c, err := client.New(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{Client: c, Kind: Embedded, Addr: "embedded engine (" + addr + ")"}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := e.probe(pctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Preflight checks what the embedded engine needs and says how to get it.
+func Preflight(o Options) (buildkitd string, err error) {
+	if os.Geteuid() != 0 {
+		return "", errors.New("the embedded engine runs buildkitd as root for now, and berth runs as an unprivileged user: run berth as root, or use --builder ADDR (or BUILDKIT_HOST) to build on a BuildKit daemon you run")
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		return "", errors.New("runc not found on PATH: the embedded engine runs build steps with it; install it (Debian/Ubuntu: apt-get install -y runc)")
+	}
+	return findBuildkitd(o)
+}
+
+func findBuildkitd(o Options) (string, error) {
+	cands := []string{o.Buildkitd, o.getenv("BERTH_BUILDKITD")}
+	if exe, err := os.Executable(); err == nil {
+		cands = append(cands, filepath.Join(filepath.Dir(exe), "buildkitd"))
+	}
+	for _, c := range cands {
+		if c == "" {
+			continue
+		}
+		if st, err := os.Stat(c); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return c, nil
+		}
+	}
+	if p, err := exec.LookPath("buildkitd"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("buildkitd not found (next to berth, on PATH, or in BERTH_BUILDKITD): run `make build`, which builds bin/buildkitd at the version pinned in go.mod, or `go build -o bin/buildkitd github.com/moby/buildkit/cmd/buildkitd` in berth's module")
+}
+
+// start launches buildkitd in its own session, detached from berth, so a
+// Ctrl-C to berth does not kill the daemon other runs share.
+func start(ctx context.Context, o Options, p Paths) error {
+	bin, err := Preflight(o)
+	if err != nil {
+		return err
+	}
+	// A daemon that left a pid but does not answer is stale: stop it.
+	if pid := readPID(p.PID); pid > 0 && alive(pid) {
+		_ = stopPID(pid, 10*time.Second)
+	}
+	_ = os.Remove(p.Socket)
+	_ = os.Remove(p.PID)
+	if err := os.MkdirAll(p.Root, 0o700); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	args := []string{
+		"--root", p.Root,
+		"--addr", "unix://" + p.Socket,
+		"--oci-worker=true",
+		"--containerd-worker=false",
+		"--oci-worker-gc=true",
+	}
+	if o.Config != "" {
+		args = append(args, "--config", o.Config)
+	}
+	fmt.Fprintf(logf, "--- berth starts %s %s\n", bin, strings.Join(args, " "))
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.Dir = p.Dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", bin, err)
+	}
+	pid := cmd.Process.Pid
+	if err := os.WriteFile(p.PID, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if e, err := dialEmbedded(ctx, p, time.Second); err == nil {
+			e.Close()
+			return nil
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("buildkitd exited while starting (%v); its log %s ends with:\n%s", err, p.Log, tail(p.Log, 15))
+		case <-ctx.Done():
+			_ = stopPID(pid, 5*time.Second)
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			_ = stopPID(pid, 5*time.Second)
+			return fmt.Errorf("buildkitd did not become ready in 60s; see %s:\n%s", p.Log, tail(p.Log, 15))
+		}
+	}
+}
+
+func readPID(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
+}
+
+func alive(pid int) bool {
+	return syscall.Kill(pid, 0) == nil
+}
+
+func stopPID(pid int, grace time.Duration) error {
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		if !alive(pid) || zombie(pid) {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// zombie reports whether pid has exited but not been reaped (its parent,
+// an earlier berth, may be gone).
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
+}
+
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "  " + strings.Join(lines, "\n  ")
+}
+
+// Status describes the embedded engine.
+type Status struct {
+	Running bool
+	PID     int
+	Paths   Paths
+	Version string
+	Workers []string
+}
+
+// EmbeddedStatus reports whether the embedded engine runs.
+func EmbeddedStatus(ctx context.Context, o Options) (*Status, error) {
+	p, err := EnginePaths(o)
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{Paths: p, PID: readPID(p.PID)}
+	e, err := dialEmbedded(ctx, p, 2*time.Second)
+	if err != nil {
+		return st, nil
+	}
+	defer e.Close()
+	st.Running = true
+	if info, err := e.Client.Info(ctx); err == nil {
+		st.Version = info.BuildkitVersion.Version
+	}
+	if ws, err := e.Client.ListWorkers(ctx); err == nil {
+		for _, w := range ws {
+			var ps []string
+			for _, pf := range w.Platforms {
+				ps = append(ps, pf.OS+"/"+pf.Architecture+suffix(pf.Variant))
+			}
+			st.Workers = append(st.Workers, w.ID+" "+strings.Join(ps, ","))
+		}
+	}
+	return st, nil
+}
+
+func suffix(v string) string {
+	if v == "" {
+		return ""
+	}
+	return "/" + v
+}
+
+// Stop stops the embedded engine, waiting for concurrent starts.
+func Stop(ctx context.Context, o Options) (bool, error) {
+	p, err := EnginePaths(o)
+	if err != nil {
+		return false, err
+	}
+	if _, err := os.Stat(p.Dir); err != nil {
+		return false, nil
+	}
+	unlock, err := lock(ctx, p.Lock)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	pid := readPID(p.PID)
+	stopped := false
+	if pid > 0 && alive(pid) && !zombie(pid) {
+		if err := stopPID(pid, 15*time.Second); err != nil {
+			return false, fmt.Errorf("stop buildkitd (pid %d): %w", pid, err)
+		}
+		stopped = true
+	}
+	_ = os.Remove(p.Socket)
+	_ = os.Remove(p.PID)
+	return stopped, nil
+}
+
+// Prune frees the engine's build cache.
+func (e *Engine) Prune(ctx context.Context) (int64, error) {
+	ch := make(chan client.UsageInfo)
+	var freed int64
+	done := make(chan struct{})
+	go func() {
+		for u := range ch {
+			freed += u.Size
+		}
+		close(done)
+	}()
+	err := e.Client.Prune(ctx, ch, client.PruneAll)
+	close(ch)
+	<-done
+	return freed, err
+}

@@ -1,0 +1,327 @@
+package llbgen
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/solver/pb"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berthbuild/berth/pkg/diag"
+	"github.com/berthbuild/berth/pkg/plan"
+)
+
+// Paths inside build steps.
+const (
+	GOROOT     = "/usr/local/go"
+	SrcDir     = "/src"
+	ModCache   = "/go/pkg/mod"
+	BuildCache = "/root/.cache/go-build"
+	OutDir     = "/out"
+	// BinDir is where images hold the binary; the Dockerfile path and the
+	// systemd unit use the same directory.
+	BinDir = "/usr/local/bin"
+)
+
+// CacheID names the Go build cache mount shared by all berth builds.
+const CacheID = "berth-go-build"
+
+// Packages says which files of the module each service's main package
+// needs, so a change elsewhere does not rebuild it.
+type Packages struct {
+	// Include maps a service to include patterns relative to the module
+	// root (go.mod and go.sum are always included). A service that is
+	// missing gets the whole module.
+	Include map[string][]string
+	// Std maps a platform (os/arch[/variant]) to the standard library
+	// packages the project's services import on it.
+	Std map[string][]string
+}
+
+// Env holds the inputs of generation that do not come from the plan.
+type Env struct {
+	Plan *plan.Plan
+	// Builder is the platform compile steps run on; Toolchain must be
+	// the Go toolchain for it.
+	Builder   ocispecs.Platform
+	Context   llb.State // the module root
+	Toolchain llb.State // GOROOT contents at the root of the state
+	Packages  Packages
+	// Sources maps a config file name, as written in plan targets'
+	// Source, to its source map, so failing steps point at the config.
+	Sources map[string]*llb.SourceMap
+	// CACerts is the PEM bundle of the static base.
+	CACerts []byte
+}
+
+// Graph is the project's build graph.
+type Graph struct {
+	Targets []Target // in plan order
+}
+
+// Target is the graph of one plan target.
+type Target struct {
+	Plan *plan.Target
+	// Binary holds only /<binary name>.
+	Binary llb.State
+	// Image is nil when the target has no image output.
+	Image *Image
+}
+
+// Image is an image for one platform.
+type Image struct {
+	State    llb.State
+	Config   ocispecs.Image
+	Platform ocispecs.Platform
+}
+
+// Generate builds the whole project graph.
+func Generate(env Env) (*Graph, error) {
+	p := env.Plan
+	epoch := time.Unix(p.SourceDateEpoch, 0).UTC()
+	builder := llb.Platform(env.Builder)
+	mods := modDownload(env, builder)
+	std := map[string]llb.State{}
+	g := &Graph{}
+	for i := range p.Targets {
+		t := &p.Targets[i]
+		gate, ok := std[t.Platform]
+		if !ok {
+			gate = stdBuild(env, t, mods, builder)
+			std[t.Platform] = gate
+		}
+		bin := compile(env, t, mods, gate, builder)
+		gt := Target{Plan: t, Binary: bin}
+		if t.Outputs.Image {
+			img, err := image(env, t, bin, epoch)
+			if err != nil {
+				return nil, err
+			}
+			gt.Image = img
+		}
+		g.Targets = append(g.Targets, gt)
+	}
+	return g, nil
+}
+
+// goEnv is the environment shared by every Go step.
+func goEnv(s llb.State) llb.State {
+	return s.AddEnv("PATH", GOROOT+"/bin:/usr/bin:/bin").
+		AddEnv("HOME", "/root").
+		AddEnv("GOCACHE", BuildCache).
+		AddEnv("GOMODCACHE", ModCache).
+		AddEnv("GOTOOLCHAIN", "local").
+		AddEnv("GOTELEMETRY", "off")
+}
+
+func modFiles(env Env) llb.State {
+	return llb.Scratch().File(llb.Copy(env.Context, "/", "/", &llb.CopyInfo{
+		IncludePatterns:    []string{"go.mod", "go.sum"},
+		AllowEmptyWildcard: true,
+		AllowWildcard:      true,
+	}), llb.WithCustomName("[berth] go.mod, go.sum"))
+}
+
+// modDownload downloads the module's dependencies into a state of its own,
+// keyed only on go.mod and go.sum.
+func modDownload(env Env, builder llb.ConstraintsOpt) llb.State {
+	p := env.Plan
+	s := goEnv(llb.Scratch()).
+		AddEnv("GOFLAGS", "-mod=readonly").
+		AddEnv("GOPROXY", p.Go.Proxy).
+		AddEnv("GOSUMDB", p.Go.SumDB).
+		Dir(SrcDir)
+	if p.Go.Private != "" {
+		s = s.AddEnv("GOPRIVATE", p.Go.Private)
+	}
+	run := s.Run(
+		llb.Args([]string{GOROOT + "/bin/go", "mod", "download", "-x"}),
+		llb.AddMount(GOROOT, env.Toolchain, llb.Readonly),
+		llb.AddMount(SrcDir, modFiles(env), llb.Readonly),
+		llb.AddMount("/tmp", llb.Scratch(), llb.Tmpfs()),
+		llb.WithCustomName("[berth] go mod download"),
+		builder,
+	)
+	return run.AddMount(ModCache, llb.Scratch())
+}
+
+// source is the part of the module a service needs.
+func source(env Env, service string) llb.State {
+	inc, ok := env.Packages.Include[service]
+	if !ok {
+		return env.Context
+	}
+	pats := append([]string{"go.mod", "go.sum"}, inc...)
+	return llb.Scratch().File(llb.Copy(env.Context, "/", "/", &llb.CopyInfo{
+		IncludePatterns:    pats,
+		AllowEmptyWildcard: true,
+		AllowWildcard:      true,
+	}), llb.WithCustomName("[berth] source of "+service))
+}
+
+// buildEnv applies a target's go build environment.
+func buildEnv(s llb.State, t *plan.Target) llb.State {
+	for _, kv := range t.BuildEnv {
+		k, v, _ := strings.Cut(kv, "=")
+		s = s.AddEnv(k, v)
+	}
+	return s
+}
+
+// stdBuild compiles the standard library packages the project uses on
+// t's platform into the build cache, once, before services fan out.
+func stdBuild(env Env, t *plan.Target, mods llb.State, builder llb.ConstraintsOpt) llb.State {
+	pkgs := env.Packages.Std[t.Platform]
+	if len(pkgs) == 0 {
+		return llb.Scratch()
+	}
+	args := []string{GOROOT + "/bin/go", "build"}
+	for _, f := range t.BuildFlags {
+		if !strings.HasPrefix(f, "-ldflags") {
+			args = append(args, f)
+		}
+	}
+	args = append(args, pkgs...)
+	s := buildEnv(goEnv(llb.Scratch()), t).Dir(SrcDir)
+	run := s.Run(
+		llb.Args(args),
+		llb.AddMount(GOROOT, env.Toolchain, llb.Readonly),
+		llb.AddMount(SrcDir, modFiles(env), llb.Readonly),
+		llb.AddMount(ModCache, mods, llb.Readonly),
+		llb.AddMount(BuildCache, llb.Scratch(), llb.AsPersistentCacheDir(CacheID, llb.CacheMountShared)),
+		llb.AddMount("/tmp", llb.Scratch(), llb.Tmpfs()),
+		llb.Network(pb.NetMode_NONE),
+		llb.WithCustomName(fmt.Sprintf("[berth] go build std (%s, %d packages)", t.Platform, len(pkgs))),
+		builder,
+	)
+	return run.AddMount("/done", llb.Scratch())
+}
+
+// compile builds one target's binary; the result holds /<binary name>.
+func compile(env Env, t *plan.Target, mods, gate llb.State, builder llb.ConstraintsOpt) llb.State {
+	args := append([]string{GOROOT + "/bin/go", "build"}, t.BuildFlags...)
+	args = append(args, "-o", path.Join(OutDir, t.BinaryName), t.Main)
+	s := buildEnv(goEnv(llb.Scratch()), t).Dir(SrcDir)
+	opts := []llb.RunOption{
+		llb.Args(args),
+		llb.AddMount(GOROOT, env.Toolchain, llb.Readonly),
+		llb.AddMount(SrcDir, source(env, t.Service), llb.Readonly),
+		llb.AddMount(ModCache, mods, llb.Readonly),
+		llb.AddMount(BuildCache, llb.Scratch(), llb.AsPersistentCacheDir(CacheID, llb.CacheMountShared)),
+		llb.AddMount("/tmp", llb.Scratch(), llb.Tmpfs()),
+		llb.AddMount("/.berth-std", gate, llb.Readonly),
+		llb.Network(pb.NetMode_NONE),
+		llb.WithCustomName(fmt.Sprintf("[berth] go build %s (%s)", t.Service, t.Platform)),
+		builder,
+	}
+	if loc := location(env, t.Source); loc != nil {
+		opts = append(opts, loc)
+	}
+	return s.Run(opts...).AddMount(OutDir, llb.Scratch())
+}
+
+// location attaches the service's config range to a step.
+func location(env Env, r diag.Range) llb.ConstraintsOpt {
+	sm := env.Sources[r.Start.File]
+	if sm == nil {
+		return nil
+	}
+	end := r.End
+	if !end.IsValid() {
+		end = r.Start
+	}
+	return sm.Location([]*pb.Range{{
+		Start: &pb.Position{Line: int32(r.Start.Line), Character: int32(r.Start.Col)},
+		End:   &pb.Position{Line: int32(end.Line), Character: int32(end.Col)},
+	}})
+}
+
+// OCIPlatform converts "linux/arm/v7".
+func OCIPlatform(s string) ocispecs.Platform {
+	parts := strings.SplitN(s, "/", 3)
+	p := ocispecs.Platform{OS: parts[0]}
+	if len(parts) > 1 {
+		p.Architecture = parts[1]
+	}
+	if len(parts) > 2 {
+		p.Variant = parts[2]
+	}
+	return p
+}
+
+func image(env Env, t *plan.Target, bin llb.State, epoch time.Time) (*Image, error) {
+	pf := OCIPlatform(t.Platform)
+	var base llb.State
+	var history []ocispecs.History
+	switch t.Base {
+	case "scratch":
+		base = llb.Scratch()
+	case "static":
+		base = StaticBase(env, t, epoch)
+		history = append(history, ocispecs.History{Created: &epoch, CreatedBy: "berth: static base (passwd, group, CA certificates, zoneinfo)", Comment: "berth"})
+	default:
+		base = llb.Image(t.Base, llb.Platform(pf), llb.WithCustomName("[berth] base "+t.Base))
+	}
+	name := t.BinaryName
+	st := base.File(
+		llb.Mkdir("/usr", 0o755, llb.WithParents(true), llb.WithCreatedTime(epoch)).
+			Mkdir("/usr/local", 0o755, llb.WithParents(true), llb.WithCreatedTime(epoch)).
+			Mkdir(BinDir, 0o755, llb.WithParents(true), llb.WithCreatedTime(epoch)).
+			Copy(bin, "/"+name, path.Join(BinDir, name), &llb.CopyInfo{CreatedTime: &epoch}),
+		llb.WithCustomName(fmt.Sprintf("[berth] image %s (%s)", t.Service, t.Platform)),
+	)
+	history = append(history, ocispecs.History{Created: &epoch, CreatedBy: "berth: COPY " + name + " " + BinDir + "/", Comment: "berth"})
+
+	cfg := ocispecs.Image{
+		Created:  &epoch,
+		Platform: pf,
+		Config: ocispecs.ImageConfig{
+			User:       strconv.Itoa(t.User) + ":" + strconv.Itoa(t.Group),
+			Env:        imageEnv(t),
+			Entrypoint: []string{path.Join(BinDir, name)},
+			Cmd:        append([]string{}, t.Args...),
+			WorkingDir: "/",
+			Labels:     map[string]string{},
+		},
+		RootFS:  ocispecs.RootFS{Type: "layers"},
+		History: history,
+	}
+	if len(t.Ports) > 0 {
+		cfg.Config.ExposedPorts = map[string]struct{}{}
+		for _, p := range t.Ports {
+			cfg.Config.ExposedPorts[p] = struct{}{}
+		}
+	}
+	for _, l := range t.Labels {
+		cfg.Config.Labels[l.Name] = l.Value
+	}
+	return &Image{State: st, Config: cfg, Platform: pf}, nil
+}
+
+// imageEnv is the image's environment: PATH, ZONEINFO for the static base,
+// then the target's runtime environment, sorted by name.
+func imageEnv(t *plan.Target) []string {
+	env := map[string]string{"PATH": BinDir + ":/usr/bin:/bin"}
+	if t.Base == "static" {
+		env["ZONEINFO"] = ZoneinfoPath
+		env["SSL_CERT_FILE"] = CACertsPath
+	}
+	for _, e := range t.Env {
+		env[e.Name] = e.Value
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k + "=" + env[k]
+	}
+	return out
+}
