@@ -54,6 +54,9 @@ type BuildOptions struct {
 	Stderr io.Writer
 	// CacheDir keeps berth's own caches; default $XDG_CACHE_HOME/berth.
 	CacheDir string
+	// Status, if set, sees every progress update (tests and benchmarks
+	// count cached and re-run steps with it).
+	Status func(*client.SolveStatus)
 }
 
 // BuildResult lists what a build published.
@@ -119,7 +122,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	b := &builder{
 		o: o, proj: proj, eng: eng, graph: g, stderr: stderr,
 		mounts: map[string]fsutil.FS{},
-		outDir: filepath.Join(proj.Config.Dir, pl.OutDir),
+		outDir: outPath(proj.Config.Dir, pl.OutDir),
 	}
 	if b.mounts["context"], err = fsutil.NewFS(proj.Module.Dir); err != nil {
 		return nil, err
@@ -128,6 +131,13 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		return nil, err
 	}
 	return b.run(ctx)
+}
+
+func outPath(dir, out string) string {
+	if filepath.IsAbs(out) {
+		return out
+	}
+	return filepath.Join(dir, out)
 }
 
 func defaultCacheDir(env Env) string {
@@ -291,6 +301,9 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 			defer fwd.Done()
 			for s := range ch {
 				b.record(s)
+				if b.o.Status != nil {
+					b.o.Status(s)
+				}
 				status <- s
 			}
 		}()

@@ -268,13 +268,11 @@ func image(env Env, t *plan.Target, bin llb.State, epoch time.Time) (*Image, err
 		base = llb.Image(t.Base, llb.Platform(pf), llb.WithCustomName("[berth] base "+t.Base))
 	}
 	name := t.BinaryName
-	st := base.File(
-		llb.Mkdir("/usr", 0o755, llb.WithParents(true), llb.WithCreatedTime(epoch)).
-			Mkdir("/usr/local", 0o755, llb.WithParents(true), llb.WithCreatedTime(epoch)).
-			Mkdir(BinDir, 0o755, llb.WithParents(true), llb.WithCreatedTime(epoch)).
-			Copy(bin, "/"+name, path.Join(BinDir, name), &llb.CopyInfo{CreatedTime: &epoch}),
-		llb.WithCustomName(fmt.Sprintf("[berth] image %s (%s)", t.Service, t.Platform)),
+	staging := llb.Scratch().File(
+		llb.Copy(bin, "/"+name, path.Join(BinDir, name), &llb.CopyInfo{CreateDestPath: true}),
+		llb.WithCustomName(fmt.Sprintf("[berth] stage %s (%s)", t.Service, t.Platform)),
 	)
+	st := base.File(stamped(staging, epoch), llb.WithCustomName(fmt.Sprintf("[berth] image %s (%s)", t.Service, t.Platform)))
 	history = append(history, ocispecs.History{Created: &epoch, CreatedBy: "berth: COPY " + name + " " + BinDir + "/", Comment: "berth"})
 
 	cfg := ocispecs.Image{
@@ -301,6 +299,14 @@ func image(env Env, t *plan.Target, bin llb.State, epoch time.Time) (*Image, err
 		cfg.Config.Labels[l.Name] = l.Value
 	}
 	return &Image{State: st, Config: cfg, Platform: pf}, nil
+}
+
+// stamped copies a staging state's whole tree with every time set to the
+// epoch. Adding a file changes its directory's time, so times set while
+// creating files do not survive; a copy sets each directory's time after
+// its contents, and the layer is then the same on every build.
+func stamped(staging llb.State, epoch time.Time) *llb.FileAction {
+	return llb.Copy(staging, "/", "/", &llb.CopyInfo{CopyDirContentsOnly: true, CreatedTime: &epoch})
 }
 
 // imageEnv is the image's environment: PATH, ZONEINFO for the static base,

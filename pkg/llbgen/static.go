@@ -79,5 +79,6 @@ func StaticBase(env Env, t *plan.Target, epoch time.Time) llb.State {
 		Mkdir("/tmp", 0o777, ct).
 		Mkdir("/home", 0o755, ct).
 		Mkdir(home, 0o700, ct, llb.WithUIDGID(t.User, t.Group))
-	return llb.Scratch().File(fa, llb.WithCustomName("[berth] static base"))
+	staging := llb.Scratch().File(fa, llb.WithCustomName("[berth] stage static base"))
+	return llb.Scratch().File(stamped(staging, epoch), llb.WithCustomName("[berth] static base"))
 }

@@ -1,0 +1,58 @@
+# berth — see README.md. Every target works on a fresh Debian machine with Go.
+GO      ?= go
+BIN     := $(CURDIR)/bin
+BERTH   := $(BIN)/berth
+BUILDKITD := $(BIN)/buildkitd
+FUZZTIME ?= 30s
+export BERTH_BUILDKITD := $(BUILDKITD)
+
+.PHONY: all build test demo bench lint fuzz deps clean berth
+
+all: build
+
+build: berth $(BUILDKITD)
+
+# berth itself: go build is incremental, so always ask it.
+berth:
+	$(GO) build -o $(BERTH) ./cmd/berth
+
+# The BuildKit daemon, at the version pinned in go.mod (tool directive), so
+# the embedded engine and the client library always match.
+$(BUILDKITD): go.mod go.sum
+	$(GO) build -o $@ github.com/moby/buildkit/cmd/buildkitd
+
+# What the embedded engine and the tests need from the system.
+deps:
+	@command -v runc >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing runc (Debian package)"; \
+	    (apt-get install -y runc || (apt-get update && apt-get install -y runc)) >/dev/null; \
+	  else echo "berth needs runc: install it (Debian/Ubuntu: sudo apt-get install -y runc)"; exit 1; fi; }
+
+test: build deps
+	$(GO) test -count=1 -timeout 60m ./...
+
+demo: build deps
+	$(BERTH) build examples/monorepo
+	$(BERTH) gen examples/monorepo
+	@echo
+	@echo "artifacts are under examples/monorepo/dist:"
+	@echo "  OCI layout (one multi-platform index per service): examples/monorepo/dist/oci"
+	@echo "  binaries:     examples/monorepo/dist/bin/<service>/<os>_<arch>[_<variant>]/"
+	@echo "  Dockerfiles:  examples/monorepo/dist/docker/<service>/Dockerfile"
+	@echo "  systemd:      examples/monorepo/dist/systemd/<service>.service"
+	@echo "  bundles:      examples/monorepo/dist/bundle/"
+
+bench: build deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+lint:
+	@out=$$(gofmt -l cmd pkg schemas); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool cue vet ./schemas
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./pkg/config
+
+clean:
+	rm -rf bin examples/*/dist
