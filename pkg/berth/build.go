@@ -61,13 +61,15 @@ type BuildOptions struct {
 
 // BuildResult lists what a build published.
 type BuildResult struct {
-	OutDir   string
-	Layout   string        // OCI layout directory, "" without images
-	Images   []ImageResult // sorted by service
-	Binaries []string      // paths, sorted
-	Archives []string
-	Pushed   []string
-	Loaded   []string
+	OutDir    string
+	Layout    string        // OCI layout directory, "" without images
+	Images    []ImageResult // sorted by service
+	Binaries  []string      // paths, sorted
+	Archives  []string
+	Pushed    []string
+	Loaded    []string
+	Generated []string // Dockerfiles, units, env files
+	Bundles   []string // bare-metal tarballs
 }
 
 // ImageResult is one service's multi-platform image.
@@ -623,6 +625,22 @@ func (b *builder) publish(ctx context.Context, binTmp string) (*BuildResult, err
 			}
 		}
 		sort.Strings(res.Binaries)
+	}
+	side, err := SideOutputs(b.proj)
+	if err != nil {
+		return nil, err
+	}
+	gen, err := GenProject(b.proj, false)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range gen.Files {
+		res.Generated = append(res.Generated, outPath(b.proj.Config.Dir, f))
+	}
+	if binTmp != "" {
+		if res.Bundles, err = writeBundles(b.proj, b.outDir, side); err != nil {
+			return nil, err
+		}
 	}
 	if b.o.OCIArchive {
 		for _, si := range b.results {

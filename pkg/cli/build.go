@@ -77,6 +77,18 @@ func printBuild(w io.Writer, r *berth.BuildResult) {
 			fmt.Fprintf(w, "  %s\n", rel(b))
 		}
 	}
+	if len(r.Generated) > 0 {
+		fmt.Fprintf(w, "generated:\n")
+		for _, g := range r.Generated {
+			fmt.Fprintf(w, "  %s\n", rel(g))
+		}
+	}
+	if len(r.Bundles) > 0 {
+		fmt.Fprintf(w, "bare-metal bundles:\n")
+		for _, g := range r.Bundles {
+			fmt.Fprintf(w, "  %s\n", rel(g))
+		}
+	}
 	for _, a := range r.Archives {
 		fmt.Fprintf(w, "archive: %s\n", rel(a))
 	}

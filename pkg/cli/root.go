@@ -77,6 +77,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newPlan(stdout),
 		newInit(stdout),
 		newBuild(stdout, stderr),
+		newGen(stdout),
 		newEngine(stdout),
 	)
 	return root

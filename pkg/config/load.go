@@ -61,6 +61,7 @@ var serviceFields = []struct {
 	{"limits", cue.ParsePath("limits"), true},
 	{"runtime", cue.ParsePath("runtime"), true},
 	{"outputs", cue.ParsePath("outputs"), true},
+	{"systemd", cue.ParsePath("systemd"), true},
 }
 
 // Loader loads projects. It compiles the embedded schema once; a Loader is
@@ -342,7 +343,7 @@ func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[stri
 				}
 				for sub.Next() {
 					k := f.name + "." + sub.Selector().String()
-					if f.name != "env" && !l.fields.LookupPath(cue.MakePath(cue.Str(f.name).Optional(), sub.Selector().Optional())).Exists() {
+					if f.name != "env" && f.name != "systemd" && !l.fields.LookupPath(cue.MakePath(cue.Str(f.name).Optional(), sub.Selector().Optional())).Exists() {
 						continue // unknown: reported in defaults, not copied
 					}
 					if _, ok := origin[k]; ok {
@@ -591,6 +592,22 @@ func decodeService(s *Service, v cue.Value) {
 			}
 		case "outputs":
 			out = f
+		case "systemd":
+			secs, _ := f.Fields()
+			for secs.Next() {
+				ds, _ := secs.Value().Fields()
+				for ds.Next() {
+					val, _ := ds.Value().String()
+					s.Systemd = append(s.Systemd, Directive{Section: secs.Selector().Unquoted(), Name: ds.Selector().Unquoted(), Value: val})
+				}
+			}
+			sort.SliceStable(s.Systemd, func(i, j int) bool {
+				a, b := s.Systemd[i], s.Systemd[j]
+				if a.Section != b.Section {
+					return a.Section < b.Section
+				}
+				return a.Name < b.Name
+			})
 		}
 	}
 	s.Group = s.User

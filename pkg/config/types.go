@@ -80,6 +80,8 @@ type Service struct {
 	Limits      Limits
 	Runtime     Runtime
 	Outputs     Outputs
+	// Systemd are unit directives to add or override, sorted.
+	Systemd []Directive
 
 	// Fields maps a path inside the service ("limits.cpu") to where its
 	// value was written: in the service, or in defaults.
@@ -99,6 +101,13 @@ func (s *Service) FieldPos(path string) diag.Pos {
 		}
 		path = path[:i]
 	}
+}
+
+// Directive is a systemd unit directive.
+type Directive struct {
+	Section string `json:"section"`
+	Name    string `json:"name"`
+	Value   string `json:"value"`
 }
 
 // Platform is a Go target platform, written os/arch[/variant].

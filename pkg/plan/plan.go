@@ -105,7 +105,9 @@ type Target struct {
 	GOMEMLIMIT string   `json:"gomemlimit,omitempty"`
 	Labels     []Label  `json:"labels"`
 	Outputs    Outputs  `json:"outputs"`
-	Paths      Paths    `json:"paths"`
+	// Systemd are the service's unit directives to add or override.
+	Systemd []config.Directive `json:"systemd"`
+	Paths   Paths              `json:"paths"`
 	// Source is where the service is declared.
 	Source diag.Range `json:"source"`
 }
@@ -231,7 +233,8 @@ func target(pl *Plan, in Inputs, s *config.Service, pf config.Platform, ldflags 
 			Systemd:    s.Outputs.Systemd && pf.OS == "linux",
 			Dockerfile: s.Outputs.Dockerfile && pf.OS == "linux",
 		},
-		Source: diag.Range{Start: s.Range.Start.Rel(in.ConfigDir), End: s.Range.End.Rel(in.ConfigDir)},
+		Systemd: append([]config.Directive{}, s.Systemd...),
+		Source:  diag.Range{Start: s.Range.Start.Rel(in.ConfigDir), End: s.Range.End.Rel(in.ConfigDir)},
 	}
 	if pf.Arch == "arm" && pf.Variant != "" {
 		t.GOARM = strings.TrimPrefix(pf.Variant, "v")

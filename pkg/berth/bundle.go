@@ -1,0 +1,70 @@
+package berth
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/berthbuild/berth/pkg/export"
+	"github.com/berthbuild/berth/pkg/plan"
+	"github.com/berthbuild/berth/pkg/systemd"
+)
+
+// BundleName is the bare-metal bundle of a target.
+func BundleName(pl *plan.Plan, t plan.Target) string {
+	return fmt.Sprintf("%s_%s_%s.tar.gz", t.Service, plan.ImageTag(pl.Version), strings.ReplaceAll(t.Platform, "/", "_"))
+}
+
+// writeBundles writes, for every linux target with a binary and a unit,
+// a tarball with the binary, the unit, the env file and an install script.
+func writeBundles(p *Project, outDir string, side map[string][]byte) ([]string, error) {
+	pl := p.Plan
+	mtime := time.Unix(pl.SourceDateEpoch, 0).UTC()
+	var out []string
+	for _, t := range pl.Targets {
+		if t.GOOS != "linux" || !t.Outputs.Binary || !t.Outputs.Systemd {
+			continue
+		}
+		bin, err := os.ReadFile(filepath.Join(outDir, "bin", t.Service, strings.ReplaceAll(t.Platform, "/", "_"), t.BinaryName))
+		if err != nil {
+			return nil, err
+		}
+		unitName := path.Base(t.Paths.Unit)
+		files := []export.File{
+			{Name: t.BinaryName, Mode: 0o755, Data: bin},
+			{Name: unitName, Mode: 0o644, Data: side[t.Paths.Unit]},
+		}
+		envPath, err := systemd.EnvFile(t, systemd.Options{Project: pl.Project})
+		if err != nil {
+			return nil, err
+		}
+		envName := ""
+		if env, ok := side[strings.TrimSuffix(t.Paths.Unit, ".service")+".env"]; ok {
+			envName = t.Service + ".env"
+			files = append(files, export.File{Name: envName, Mode: 0o600, Data: env})
+		}
+		files = append(files, export.File{Name: "install.sh", Mode: 0o755, Data: installScript(t, unitName, envName, envPath)})
+		dest := filepath.Join(outDir, "bundle", BundleName(pl, t))
+		if err := export.WriteBundle(dest, files, mtime); err != nil {
+			return nil, err
+		}
+		out = append(out, dest)
+	}
+	return out, nil
+}
+
+func installScript(t plan.Target, unit, env, envPath string) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "#!/bin/sh\n# Installs %s (%s) as a systemd service. Run as root from the unpacked bundle.\nset -eu\ncd \"$(dirname \"$0\")\"\n", t.Service, t.Platform)
+	fmt.Fprintf(&b, "install -D -m 0755 %s %s/%s\n", t.BinaryName, "/usr/local/bin", t.BinaryName)
+	if env != "" {
+		fmt.Fprintf(&b, "install -D -m 0600 %s %s\n", env, envPath)
+	}
+	fmt.Fprintf(&b, "install -D -m 0644 %s /etc/systemd/system/%s\n", unit, unit)
+	fmt.Fprintf(&b, "systemctl daemon-reload\nsystemctl enable --now %s\n", unit)
+	return b.Bytes()
+}
