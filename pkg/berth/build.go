@@ -255,6 +255,9 @@ type builder struct {
 	mu      sync.Mutex
 	failed  map[string]*failure // vertex digest → failure, from progress
 	results []*serviceImage
+
+	loaded         []string
+	dockerArchives []string
 }
 
 type failure struct {
@@ -347,6 +350,9 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 		eg.Go(func() error { return b.buildImage(ectx, si, imgs, ch) })
 	}
 	err = eg.Wait()
+	if err == nil && (b.o.Load || b.o.DockerArchive) && !b.eng.NoOCIExporter {
+		err = b.dockerImages(ctx, newStatus)
+	}
 	fwd.Wait()
 	close(status)
 	<-dispDone
@@ -645,6 +651,13 @@ func (b *builder) publish(ctx context.Context, binTmp string) (*BuildResult, err
 	if b.o.OCIArchive {
 		for _, si := range b.results {
 			res.Archives = append(res.Archives, filepath.Join(b.outDir, "archives", fmt.Sprintf("%s_%s.oci.tar", si.service, plan.ImageTag(b.proj.Plan.Version))))
+		}
+	}
+	res.Loaded = append(res.Loaded, b.loaded...)
+	res.Archives = append(res.Archives, b.dockerArchives...)
+	if b.eng.NoOCIExporter {
+		for _, si := range b.results {
+			res.Loaded = append(res.Loaded, si.ref)
 		}
 	}
 	if b.o.Push != "" {

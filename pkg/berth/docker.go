@@ -1,0 +1,136 @@
+package berth
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	dockerclient "github.com/docker/docker/client"
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
+
+	"github.com/berthbuild/berth/pkg/llbgen"
+	"github.com/berthbuild/berth/pkg/plan"
+)
+
+// dockerEngine connects to the Docker engine for --load, negotiating the
+// API version, and returns its platform.
+func dockerEngine(ctx context.Context) (*dockerclient.Client, string, error) {
+	api, err := dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, "", err
+	}
+	info, err := api.Info(ctx)
+	if err != nil {
+		api.Close()
+		return nil, "", fmt.Errorf("--load: no Docker engine answers at %s (set DOCKER_HOST, or leave out --load): %w", api.DaemonHost(), err)
+	}
+	arch := info.Architecture
+	switch arch {
+	case "x86_64":
+		arch = "amd64"
+	case "aarch64":
+		arch = "arm64"
+	}
+	return api, info.OSType + "/" + arch, nil
+}
+
+// dockerImages writes docker-archive tarballs (one per service and
+// platform) and loads the engine's platform into Docker. Docker 20.10
+// loads only docker-archive tarballs of one platform.
+func (b *builder) dockerImages(ctx context.Context, newStatus func() chan *client.SolveStatus) error {
+	var api *dockerclient.Client
+	var enginePlatform string
+	if b.o.Load {
+		var err error
+		api, enginePlatform, err = dockerEngine(ctx)
+		if err != nil {
+			return err
+		}
+		defer api.Close()
+	}
+	for _, si := range b.results {
+		for _, t := range b.images(si.service) {
+			pf := t.Plan.Platform
+			if b.o.DockerArchive {
+				path := filepath.Join(b.outDir, "archives", fmt.Sprintf("%s_%s_%s.docker.tar", si.service, plan.ImageTag(b.proj.Plan.Version), strings.ReplaceAll(pf, "/", "_")))
+				if err := b.dockerArchive(ctx, si, t, archiveWriter(path), newStatus()); err != nil {
+					return err
+				}
+				b.dockerArchives = append(b.dockerArchives, path)
+			}
+			if b.o.Load && pf == enginePlatform {
+				pr, pw := io.Pipe()
+				loadErr := make(chan error, 1)
+				go func() {
+					resp, err := api.ImageLoad(ctx, pr, dockerclient.ImageLoadWithQuiet(true))
+					if err == nil {
+						_, err = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+					pr.CloseWithError(err)
+					loadErr <- err
+				}()
+				out := func(map[string]string) (io.WriteCloser, error) { return pw, nil }
+				err := b.dockerArchive(ctx, si, t, out, newStatus())
+				pw.CloseWithError(err)
+				if lerr := <-loadErr; err == nil && lerr != nil {
+					err = fmt.Errorf("--load %s: %w", si.ref, lerr)
+				}
+				if err != nil {
+					return err
+				}
+				b.loaded = append(b.loaded, si.ref)
+			}
+		}
+		if b.o.Load && !hasPlatform(b.images(si.service), enginePlatform) {
+			return fmt.Errorf("--load: %s has no %s image, the Docker engine's platform", si.service, enginePlatform)
+		}
+	}
+	return nil
+}
+
+func hasPlatform(ts []llbgen.Target, pf string) bool {
+	for _, t := range ts {
+		if t.Plan.Platform == pf {
+			return true
+		}
+	}
+	return false
+}
+
+// dockerArchive exports one platform's image as a docker-archive.
+func (b *builder) dockerArchive(ctx context.Context, si *serviceImage, t llbgen.Target, out func(map[string]string) (io.WriteCloser, error), ch chan *client.SolveStatus) error {
+	exp := client.ExportEntry{
+		Type:   client.ExporterDocker,
+		Attrs:  map[string]string{"name": si.ref, "source-date-epoch": fmt.Sprint(b.proj.Plan.SourceDateEpoch)},
+		Output: out,
+	}
+	_, err := b.eng.Client.Build(ctx, b.solveOpt([]client.ExportEntry{exp}), "berth", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
+		def, err := b.marshal(ctx, t.Image.State)
+		if err != nil {
+			return nil, err
+		}
+		r, err := c.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
+		if err != nil {
+			return nil, err
+		}
+		ref, err := r.SingleRef()
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := json.Marshal(t.Image.Config)
+		if err != nil {
+			return nil, err
+		}
+		res := gateway.NewResult()
+		res.SetRef(ref)
+		res.AddMeta(exptypes.ExporterImageConfigKey, cfg)
+		return res, nil
+	}, ch)
+	return err
+}
