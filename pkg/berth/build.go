@@ -99,6 +99,14 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		return nil, err
 	}
 	defer eng.Close()
+	if o.Load && eng.Kind != engine.Docker {
+		// Fail before building, not after.
+		api, _, err := dockerEngine(ctx)
+		if err != nil {
+			return nil, err
+		}
+		api.Close()
+	}
 
 	goroot, err := FetchToolchain(ctx, pl.Go.Version, eng.Platform, pl.Go.Proxy, pl.Go.SumDB)
 	if err != nil {
@@ -228,8 +236,9 @@ func generate(proj *Project, eng *engine.Engine, pkgs llbgen.Packages) (*llbgen.
 			llb.SharedKeyHint(fmt.Sprintf("berth-goroot:%s:%s", pl.Go.Version, platforms.Format(eng.Platform))),
 			llb.ExcludePatterns(toolchainExcludes),
 			llb.WithCustomName(fmt.Sprintf("[berth] Go %s toolchain", pl.Go.Version))),
-		Sources: map[string]*llb.SourceMap{},
-		CACerts: llbgen.CACerts(),
+		Sources:     map[string]*llb.SourceMap{},
+		CACerts:     llbgen.CACerts(),
+		HostNetwork: eng.Kind == engine.Docker,
 	}
 	files := make([]string, 0, len(proj.Config.Sources))
 	for f := range proj.Config.Sources {
@@ -419,11 +428,15 @@ func (b *builder) record(s *client.SolveStatus) {
 }
 
 func (b *builder) solveOpt(exports []client.ExportEntry) client.SolveOpt {
-	return client.SolveOpt{
+	o := client.SolveOpt{
 		Exports:     exports,
 		LocalMounts: b.mounts,
 		SharedKey:   "berth:" + b.proj.Module.Dir,
 	}
+	if b.eng.Kind == engine.Docker {
+		o.AllowedEntitlements = []string{"network.host"}
+	}
+	return o
 }
 
 // buildBinaries exports every target's binary to dir as

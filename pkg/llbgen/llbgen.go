@@ -57,6 +57,10 @@ type Env struct {
 	Sources map[string]*llb.SourceMap
 	// CACerts is the PEM bundle of the static base.
 	CACerts []byte
+	// HostNetwork runs the module download on the host's network, for
+	// engines without a bridge (the Docker engine's BuildKit, started
+	// with --bridge=none). It needs the network.host entitlement.
+	HostNetwork bool
 }
 
 // Graph is the project's build graph.
@@ -139,7 +143,12 @@ func modDownload(env Env, builder llb.ConstraintsOpt) llb.State {
 	if p.Go.Private != "" {
 		s = s.AddEnv("GOPRIVATE", p.Go.Private)
 	}
+	net := pb.NetMode_UNSET
+	if env.HostNetwork {
+		net = pb.NetMode_HOST
+	}
 	run := s.Run(
+		llb.Network(net),
 		llb.Args([]string{GOROOT + "/bin/go", "mod", "download", "-x"}),
 		llb.AddMount(GOROOT, env.Toolchain, llb.Readonly),
 		llb.AddMount(SrcDir, modFiles(env), llb.Readonly),

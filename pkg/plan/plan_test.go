@@ -238,6 +238,7 @@ func project() *config.Project {
 				Ports:   []config.Port{{Num: 8080, Proto: "tcp"}, {Num: 8443, Proto: "udp"}},
 				Limits:  config.Limits{CPU: 1.5, Memory: 256 << 20, MemoryText: "256Mi"},
 				Outputs: all,
+				Systemd: []config.Directive{{Section: "Service", Name: "ProtectHome", Value: "read-only"}},
 				Range: diag.Range{
 					Start: diag.Pos{File: "/cfg/berth.cue", Line: 10, Col: 2},
 					End:   diag.Pos{File: "/cfg/berth.cue", Line: 20, Col: 3},
@@ -425,6 +426,9 @@ func TestNew(t *testing.T) {
 			wantCmd := append(append([]string{"go", "build"}, wantFlags...), "-o", bin, tg.Main)
 			if !slices.Equal(tg.Command, wantCmd) {
 				t.Errorf("command = %q, want %q", tg.Command, wantCmd)
+			}
+			if tg.Service == "api" && !reflect.DeepEqual(tg.Systemd, []config.Directive{{Section: "Service", Name: "ProtectHome", Value: "read-only"}}) {
+				t.Errorf("systemd = %+v, want the service's directive", tg.Systemd)
 			}
 			if tg.Source.Start.File != "./berth.cue" || tg.Source.End.File != "./berth.cue" || tg.Source.Start.Line == 0 {
 				t.Errorf("source = %+v, want positions in ./berth.cue relative to the config dir", tg.Source)
@@ -693,11 +697,11 @@ func TestJSON(t *testing.T) {
 			t.Fatal(err)
 		}
 		// One plan, its module and go, and per target: itself, limits,
-		// outputs, paths, source with start and end, each env var and
-		// label.
+		// outputs, paths, source with start and end, each env var, label
+		// and systemd directive.
 		want := 3
 		for _, tg := range pl.Targets {
-			want += 7 + len(tg.Env) + len(tg.Labels)
+			want += 7 + len(tg.Env) + len(tg.Labels) + len(tg.Systemd)
 		}
 		if objects != want {
 			t.Errorf("walked %d objects, want %d", objects, want)
