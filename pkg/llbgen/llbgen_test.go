@@ -1,0 +1,217 @@
+package llbgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/solver/pb"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/berthbuild/berth/pkg/config"
+	"github.com/berthbuild/berth/pkg/plan"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// testPlan loads an example config from memory and plans it with fixed
+// inputs, so the graph depends on nothing but the code.
+func testPlan(t *testing.T, example string) *plan.Plan {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("../../examples", example, "berth.cue"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := config.NewLoader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := l.LoadSource("/project", map[string][]byte{"berth.cue": src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.New(cfg, plan.Inputs{
+		ModuleDir: ".", ModulePath: "example.com/" + example, GoVersion: "1.26.8",
+		Revision: "0123456789abcdef", SourceDateEpoch: 1700000000, ConfigDir: "/project",
+		GOPROXY: "https://proxy.golang.org,direct", GOSUMDB: "sum.golang.org",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func testEnv(p *plan.Plan, pkgs Packages) Env {
+	return Env{
+		Plan:      p,
+		Builder:   ocispecs.Platform{OS: "linux", Architecture: "amd64"},
+		Context:   llb.Local("context", llb.SharedKeyHint("test-context")),
+		Toolchain: llb.Local("goroot", llb.SharedKeyHint("test-goroot")),
+		Packages:  pkgs,
+		Sources:   map[string]*llb.SourceMap{"./berth.cue": llb.NewSourceMap(nil, "./berth.cue", "cue", []byte("project: \"x\"\n"))},
+		CACerts:   []byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"),
+	}
+}
+
+// dump writes a definition op by op, as buildctl debug dump-llb does: the
+// digest, the op as JSON, its metadata; inputs refer to digests.
+func dump(t *testing.T, def *llb.Definition) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	for _, dt := range def.Def {
+		var op pb.Op
+		if err := op.UnmarshalVT(dt); err != nil {
+			t.Fatal(err)
+		}
+		dgst := digest.FromBytes(dt)
+		js, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(&op)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var norm bytes.Buffer
+		if err := json.Indent(&norm, js, "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "== %s\n%s\n", dgst, norm.String())
+		if md, ok := def.Metadata[dgst]; ok && md.Description != nil {
+			fmt.Fprintf(&b, "description: %v\n", md.Description)
+		}
+	}
+	return b.Bytes()
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file; run go test -update and review the diff", path)
+	}
+}
+
+func TestGoldenLLB(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		example string
+		pkgs    Packages
+	}{
+		{"hello", "hello", Packages{}},
+		{"monorepo", "monorepo", Packages{
+			Include: map[string][]string{
+				"api": {"cmd/api/main.go", "internal/shop/shop.go"}, "worker": {"cmd/worker/main.go", "internal/shop/shop.go"},
+				"gateway": {"cmd/gateway/main.go", "internal/shop/shop.go"}, "admin": {"cmd/admin/main.go", "internal/shop/shop.go"},
+				"shopctl": {"cmd/shopctl/main.go", "internal/shop/shop.go"},
+			},
+			Std: map[string][]string{"linux/amd64": {"fmt", "net/http", "os"}, "linux/arm64": {"fmt", "os"}},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testPlan(t, tc.example)
+			g, err := Generate(testEnv(p, tc.pkgs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var all bytes.Buffer
+			for _, tg := range g.Targets {
+				st := tg.Binary
+				kind := "binary"
+				if tg.Image != nil {
+					st, kind = tg.Image.State, "image"
+				}
+				def, err := st.Marshal(context.Background(), llb.LocalUniqueID("golden"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&all, "### %s %s %s\n", tg.Plan.Service, tg.Plan.Platform, kind)
+				all.Write(dump(t, def))
+				if tg.Image != nil {
+					cfg, _ := json.MarshalIndent(tg.Image.Config, "", "  ")
+					fmt.Fprintf(&all, "### config\n%s\n", cfg)
+				}
+			}
+			golden(t, tc.name+".llb", all.Bytes())
+		})
+	}
+}
+
+// The properties the graph must have, whatever its exact bytes.
+func TestGraphProperties(t *testing.T) {
+	p := testPlan(t, "monorepo")
+	g, err := Generate(testEnv(p, Packages{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range g.Targets {
+		def, err := tg.Binary.Marshal(context.Background(), llb.LocalUniqueID("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var compile *pb.ExecOp
+		var download *pb.ExecOp
+		for _, dt := range def.Def {
+			var op pb.Op
+			if err := op.UnmarshalVT(dt); err != nil {
+				t.Fatal(err)
+			}
+			e := op.GetExec()
+			if e == nil {
+				continue
+			}
+			args := strings.Join(e.Meta.Args, " ")
+			switch {
+			case strings.Contains(args, " build ") && strings.Contains(args, " -o "):
+				compile = e
+				if op.Platform.Architecture != "amd64" || op.Platform.OS != "linux" {
+					t.Errorf("%s: compile runs on %v, want the builder's platform (no QEMU)", tg.Plan.Platform, op.Platform)
+				}
+			case strings.Contains(args, "mod download"):
+				download = e
+			}
+		}
+		if compile == nil || download == nil {
+			t.Fatalf("%s %s: no compile or download step", tg.Plan.Service, tg.Plan.Platform)
+		}
+		env := strings.Join(compile.Meta.Env, " ")
+		for _, want := range []string{"CGO_ENABLED=0", "GOOS=" + tg.Plan.GOOS, "GOARCH=" + tg.Plan.GOARCH, "GOFLAGS=-mod=readonly"} {
+			if !strings.Contains(env, want) {
+				t.Errorf("%s %s: compile env lacks %s", tg.Plan.Service, tg.Plan.Platform, want)
+			}
+		}
+		args := strings.Join(compile.Meta.Args, " ")
+		if !strings.Contains(args, "-trimpath") || !strings.Contains(args, "-buildid=") {
+			t.Errorf("compile args %q", args)
+		}
+		if compile.Network != pb.NetMode_NONE {
+			t.Errorf("compile has network %v, want none", compile.Network)
+		}
+		var cache bool
+		for _, m := range compile.Mounts {
+			if m.Dest == BuildCache && m.MountType == pb.MountType_CACHE {
+				cache = true
+			}
+			if m.Dest == GOROOT && !m.Readonly {
+				t.Error("toolchain mounted writable")
+			}
+		}
+		if !cache {
+			t.Error("no build cache mount")
+		}
+	}
+}
