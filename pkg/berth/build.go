@@ -2,7 +2,9 @@ package berth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,7 +84,11 @@ type ImageResult struct {
 // Build plans the project, builds every selected target on the engine and
 // publishes the results under the output directory.
 func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
+	tr := newTracer(o.Env)
+	defer tr.mark("done")
+	ctx = withTracer(ctx, tr)
 	proj, err := Plan(ctx, o.Options)
+	tr.mark("plan")
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +105,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		return nil, err
 	}
 	defer eng.Close()
+	tr.mark("connect")
 	if o.Load && eng.Kind != engine.Docker {
 		// Fail before building, not after.
 		api, _, err := dockerEngine(ctx)
@@ -119,7 +126,9 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	if goroot, err = executableToolchain(goroot, cacheDir); err != nil {
 		return nil, err
 	}
+	tr.mark("toolchain")
 	pkgs, err := listPackages(ctx, proj.Module.Dir, cacheDir, pl)
+	tr.mark("go list")
 	if err != nil {
 		// Still correct, only less incremental: send the whole module.
 		fmt.Fprintf(stderr, "berth: %v\nberth: every service gets the whole module\n", err)
@@ -130,7 +139,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		return nil, err
 	}
 	b := &builder{
-		o: o, proj: proj, eng: eng, graph: g, stderr: stderr,
+		o: o, proj: proj, eng: eng, graph: g, stderr: stderr, cacheDir: cacheDir,
 		mounts: map[string]fsutil.FS{},
 		outDir: outPath(proj.Config.Dir, pl.OutDir),
 	}
@@ -253,13 +262,14 @@ func generate(proj *Project, eng *engine.Engine, pkgs llbgen.Packages) (*llbgen.
 }
 
 type builder struct {
-	o      BuildOptions
-	proj   *Project
-	eng    *engine.Engine
-	graph  *llbgen.Graph
-	stderr io.Writer
-	mounts map[string]fsutil.FS
-	outDir string
+	o        BuildOptions
+	proj     *Project
+	eng      *engine.Engine
+	graph    *llbgen.Graph
+	stderr   io.Writer
+	mounts   map[string]fsutil.FS
+	outDir   string
+	cacheDir string
 
 	mu      sync.Mutex
 	failed  map[string]*failure // vertex digest → failure, from progress
@@ -348,17 +358,19 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 		}
 		si := &serviceImage{service: s, ref: s + ":" + plan.ImageTag(b.proj.Plan.Version)}
 		if !b.eng.NoOCIExporter {
-			si.store, err = os.MkdirTemp(b.outDir0(), ".oci-"+s+"-")
-			if err != nil {
+			// A store that outlives the build: blobs it has already are
+			// not sent again, so a warm build exports almost nothing.
+			si.store = filepath.Join(b.cacheDir, "oci", hashKey(b.outDir), s)
+			if err := os.MkdirAll(si.store, 0o755); err != nil {
 				return nil, err
 			}
-			temps = append(temps, si.store)
 		}
 		b.results = append(b.results, si)
 		ch := newStatus()
 		eg.Go(func() error { return b.buildImage(ectx, si, imgs, ch) })
 	}
 	err = eg.Wait()
+	tracerFrom(ctx).mark("solve and export")
 	if err == nil && (b.o.Load || b.o.DockerArchive) && !b.eng.NoOCIExporter {
 		err = b.dockerImages(ctx, newStatus)
 	}
@@ -522,12 +534,16 @@ func (b *builder) imageResult(ctx context.Context, c gateway.Client, imgs []llbg
 			if err != nil {
 				return err
 			}
-			bin, err := ref.ReadFile(ectx, gateway.ReadRequest{Filename: llbgen.BinDir + "/" + t.Plan.BinaryName})
-			if err != nil {
-				return fmt.Errorf("read %s of %s (%s): %w", t.Plan.BinaryName, t.Plan.Service, t.Plan.Platform, err)
-			}
-			if err := verify.Binary(bin, want(t.Plan)); err != nil {
-				return fmt.Errorf("%s (%s): binary check failed: %w", t.Plan.Service, t.Plan.Platform, err)
+			// A target with a binary output is verified from that export,
+			// before anything is published; read the others here.
+			if !t.Plan.Outputs.Binary {
+				bin, err := ref.ReadFile(ectx, gateway.ReadRequest{Filename: llbgen.BinDir + "/" + t.Plan.BinaryName})
+				if err != nil {
+					return fmt.Errorf("read %s of %s (%s): %w", t.Plan.BinaryName, t.Plan.Service, t.Plan.Platform, err)
+				}
+				if err := verify.Binary(bin, want(t.Plan)); err != nil {
+					return fmt.Errorf("%s (%s): binary check failed: %w", t.Plan.Service, t.Plan.Platform, err)
+				}
 			}
 			refs[i] = ref
 			return nil
@@ -626,6 +642,7 @@ func (b *builder) publish(ctx context.Context, binTmp string) (*BuildResult, err
 		if err := b.publishLayout(dest, res); err != nil {
 			return nil, err
 		}
+		tracerFrom(ctx).mark("publish layout")
 		res.Layout = dest
 	}
 	if binTmp != "" {
@@ -645,6 +662,7 @@ func (b *builder) publish(ctx context.Context, binTmp string) (*BuildResult, err
 		}
 		sort.Strings(res.Binaries)
 	}
+	tracerFrom(ctx).mark("publish binaries")
 	side, err := SideOutputs(b.proj)
 	if err != nil {
 		return nil, err
@@ -660,6 +678,7 @@ func (b *builder) publish(ctx context.Context, binTmp string) (*BuildResult, err
 		if res.Bundles, err = writeBundles(b.proj, b.outDir, side); err != nil {
 			return nil, err
 		}
+		tracerFrom(ctx).mark("bundles")
 	}
 	if b.o.OCIArchive {
 		for _, si := range b.results {
@@ -809,6 +828,11 @@ func (e *buildError) Unwrap() error { return e.err }
 func (e *buildError) Where() []error { return e.where }
 
 var _ = config.SchemaCopy
+
+func hashKey(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:8])
+}
 
 func mustRel(base, p string) string {
 	r, err := filepath.Rel(base, p)

@@ -6,8 +6,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/berthbuild/berth/pkg/export"
 	"github.com/berthbuild/berth/pkg/plan"
@@ -25,6 +28,11 @@ func writeBundles(p *Project, outDir string, side map[string][]byte) ([]string, 
 	pl := p.Plan
 	mtime := time.Unix(pl.SourceDateEpoch, 0).UTC()
 	var out []string
+	type job struct {
+		dest  string
+		files []export.File
+	}
+	var jobs []job
 	for _, t := range pl.Targets {
 		if t.GOOS != "linux" || !t.Outputs.Binary || !t.Outputs.Systemd {
 			continue
@@ -49,12 +57,19 @@ func writeBundles(p *Project, outDir string, side map[string][]byte) ([]string, 
 		}
 		files = append(files, export.File{Name: "install.sh", Mode: 0o755, Data: installScript(t, unitName, envName, envPath)})
 		dest := filepath.Join(outDir, "bundle", BundleName(pl, t))
-		if err := export.WriteBundle(dest, files, mtime); err != nil {
-			return nil, err
-		}
+		jobs = append(jobs, job{dest, files})
 		out = append(out, dest)
 	}
-	return out, nil
+	// Compressing is the slow part: one bundle per core at a time.
+	var eg errgroup.Group
+	eg.SetLimit(runtime.GOMAXPROCS(0))
+	for _, j := range jobs {
+		eg.Go(func() error {
+			_, err := export.WriteBundle(j.dest, j.files, mtime)
+			return err
+		})
+	}
+	return out, eg.Wait()
 }
 
 func installScript(t plan.Target, unit, env, envPath string) []byte {

@@ -3,7 +3,11 @@ package export
 import (
 	"archive/tar"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"io"
+	"os"
 	"sort"
 	"time"
 )
@@ -17,15 +21,33 @@ type File struct {
 
 // WriteBundle writes a deterministic .tar.gz: entries sorted by name, owned
 // by root, every time set to mtime, and no name or time in the gzip
-// header, so the same files give the same sha256 on every machine.
-func WriteBundle(path string, files []File, mtime time.Time) error {
+// header, so the same files give the same sha256 on every machine. The
+// gzip comment holds a hash of the inputs: an up-to-date bundle is left
+// as it is, and wrote reports whether it was written.
+func WriteBundle(path string, files []File, mtime time.Time) (wrote bool, err error) {
 	fs := append([]File(nil), files...)
 	sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
-	return WriteFileFrom(path, 0o644, func(w io.Writer) error {
-		gz, err := gzip.NewWriterLevel(w, gzip.BestCompression)
+	h := sha256.New()
+	fmt.Fprintf(h, "berth bundle v1 %d\n", mtime.Unix())
+	for _, f := range fs {
+		fmt.Fprintf(h, "%s %o %d\n", f.Name, f.Mode, len(f.Data))
+		h.Write(f.Data)
+	}
+	comment := "berth-inputs:" + hex.EncodeToString(h.Sum(nil))
+	if old, err := os.Open(path); err == nil {
+		zr, err := gzip.NewReader(old)
+		same := err == nil && zr.Comment == comment
+		old.Close()
+		if same {
+			return false, nil
+		}
+	}
+	return true, WriteFileFrom(path, 0o644, func(w io.Writer) error {
+		gz, err := gzip.NewWriterLevel(w, gzip.DefaultCompression)
 		if err != nil {
 			return err
 		}
+		gz.Comment = comment
 		tw := tar.NewWriter(gz)
 		for _, f := range fs {
 			h := &tar.Header{
