@@ -34,7 +34,6 @@ test: build deps
 
 demo: build deps
 	$(BERTH) build examples/monorepo
-	$(BERTH) gen examples/monorepo
 	@echo
 	@echo "artifacts are under examples/monorepo/dist:"
 	@echo "  OCI layout (one multi-platform index per service): examples/monorepo/dist/oci"
@@ -51,8 +50,12 @@ lint:
 	$(GO) vet ./...
 	$(GO) tool cue vet ./schemas
 
+# Each fuzz target for FUZZTIME; their seed corpora run in every `make test`.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./pkg/config
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./pkg/config
+	$(GO) test -run '^$$' -fuzz '^FuzzPlan$$' -fuzztime $(FUZZTIME) ./pkg/plan
+	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./pkg/dockerfile
+	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./pkg/systemd
 
 clean:
 	rm -rf bin examples/*/dist
