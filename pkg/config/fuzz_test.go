@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/berthbuild/berth/pkg/diag"
@@ -40,6 +42,8 @@ func FuzzLoad(f *testing.F) {
 		"project: \"p\"\nservices: a: main: \".\"\n",
 		"package berth\nservices: {}\n",
 		"package berth\nx: y\ny: x\n",
+		"package berth\nproject: \"p\"\nservices: a: {main: \".\", description: project, args: [services.a.main]}\n",
+		"package berth\nproject: \"p\"\n_d: {user: 1000}\nservices: a: _d & {main: \".\"}\nservices: b: services.a\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -118,4 +122,62 @@ func checkLoaded(t *testing.T, p *Project) {
 			}
 		}
 	}
+}
+
+// TestFuzzCorpus keeps the committed seeds honest: a valid-* seed loads,
+// an invalid-* seed is refused, and both satisfy FuzzLoad's property.
+func TestFuzzCorpus(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzLoad", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := 0
+	for _, f := range files {
+		name := filepath.Base(f)
+		valid := strings.HasPrefix(name, "valid-")
+		if !valid && !strings.HasPrefix(name, "invalid-") {
+			continue // a crasher kept as found
+		}
+		named++
+		t.Run(name, func(t *testing.T) {
+			src := readCorpusFile(t, f)
+			p, err := newLoader(t).LoadSource(testDir, map[string][]byte{"berth.cue": src})
+			switch {
+			case valid && err != nil:
+				t.Fatalf("valid seed refused: %v", err)
+			case !valid && err == nil:
+				t.Fatalf("invalid seed loaded with %d services", len(p.Services))
+			case err != nil:
+				checkPositioned(t, err)
+			default:
+				checkLoaded(t, p)
+			}
+		})
+	}
+	if named < 15 {
+		t.Errorf("%d named seeds in testdata/fuzz/FuzzLoad, want at least 15", named)
+	}
+}
+
+// readCorpusFile reads a one-argument []byte file in the `go test fuzz v1`
+// format.
+func readCorpusFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) != 2 || lines[0] != "go test fuzz v1" {
+		t.Fatalf("%s: not a one-value go test fuzz v1 file", path)
+	}
+	arg, ok := strings.CutPrefix(lines[1], "[]byte(")
+	if !ok || !strings.HasSuffix(arg, ")") {
+		t.Fatalf("%s: value is not a []byte", path)
+	}
+	s, err := strconv.Unquote(strings.TrimSuffix(arg, ")"))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return []byte(s)
 }

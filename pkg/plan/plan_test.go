@@ -33,14 +33,15 @@ func TestGOMAXPROCS(t *testing.T) {
 		{"two cores", 2, 2, ""},
 		{"just over two cores", 2.01, 3, ""},
 		{"sixty-four cores", 64, 64, ""},
-		{"beyond the int range clamps", 1e19, math.MaxInt,
+		// Any clamp will do, as long as a huge limit gives many threads.
+		{"beyond the int range gives many threads", 1e19, 1 << 10,
 			"int(math.Ceil(1e19)) overflows to MinInt64, so a limit the schema accepts gives GOMAXPROCS=1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := plan.GOMAXPROCS(tc.cpu)
 			if tc.knownBug != "" {
-				if got == tc.want {
-					t.Errorf("GOMAXPROCS(%v) = %d: the bug %q is fixed, drop its knownBug mark", tc.cpu, got, tc.knownBug)
+				if got >= tc.want {
+					t.Errorf("GOMAXPROCS(%v) = %d: the bug %q is fixed, drop its knownBug mark and pin the result", tc.cpu, got, tc.knownBug)
 				}
 				return
 			}

@@ -1,0 +1,157 @@
+package engine
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// certs writes a CA and a certificate it signed, for server or client use.
+type certs struct{ dir string }
+
+func (c certs) path(n string) string { return filepath.Join(c.dir, n) }
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newCA(t *testing.T, dir, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, filepath.Join(dir, name+"-ca.pem"), "CERTIFICATE", der)
+	ca, _ := x509.ParseCertificate(der)
+	return ca, key
+}
+
+func leaf(t *testing.T, dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, usage x509.ExtKeyUsage) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature,
+		DNSNames: []string{"buildkitd.test"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, filepath.Join(dir, name+".pem"), "CERTIFICATE", der)
+	kb, _ := x509.MarshalECPrivateKey(key)
+	writePEM(t, filepath.Join(dir, name+"-key.pem"), "EC PRIVATE KEY", kb)
+}
+
+func buildkitdBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("BERTH_BUILDKITD"); p != "" {
+		return p
+	}
+	if p, err := filepath.Abs("../../bin/buildkitd"); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	p := filepath.Join(t.TempDir(), "buildkitd")
+	if out, err := exec.Command("go", "build", "-o", p, "github.com/moby/buildkit/cmd/buildkitd").CombinedOutput(); err != nil {
+		t.Fatalf("build buildkitd: %v\n%s", err, out)
+	}
+	return p
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestRemoteTLS starts a buildkitd listening on 127.0.0.1 with mutual TLS
+// and connects with the right and with a wrong client certificate.
+func TestRemoteTLS(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test runs buildkitd, which needs root here; run it as root (CI does)")
+	}
+	dir := t.TempDir()
+	ca, caKey := newCA(t, dir, "good")
+	leaf(t, dir, "server", ca, caKey, x509.ExtKeyUsageServerAuth)
+	leaf(t, dir, "client", ca, caKey, x509.ExtKeyUsageClientAuth)
+	bad, badKey := newCA(t, dir, "bad")
+	leaf(t, dir, "intruder", bad, badKey, x509.ExtKeyUsageClientAuth)
+
+	root, err := os.MkdirTemp("", "bkt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(root)
+	addr := freePort(t)
+	cmd := exec.Command(buildkitdBinary(t), "--root", root, "--addr", "tcp://"+addr,
+		"--addr", "unix://"+filepath.Join(root, "s.sock"),
+		"--tlscacert", filepath.Join(dir, "good-ca.pem"), "--tlscert", filepath.Join(dir, "server.pem"), "--tlskey", filepath.Join(dir, "server-key.pem"),
+		"--oci-worker=true", "--containerd-worker=false")
+	logf, _ := os.Create(filepath.Join(root, "log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+
+	good := Options{Builder: "tcp://" + addr, TLSCACert: filepath.Join(dir, "good-ca.pem"),
+		TLSCert: filepath.Join(dir, "client.pem"), TLSKey: filepath.Join(dir, "client-key.pem"), TLSServerName: "buildkitd.test"}
+	var e *Engine
+	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		e, err = Connect(ctx, good)
+		cancel()
+		if err == nil {
+			break
+		}
+		if i > 100 {
+			b, _ := os.ReadFile(filepath.Join(root, "log"))
+			t.Fatalf("connect with TLS: %v\n%s", err, b)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if e.Kind != Remote || e.Platform.OS != "linux" {
+		t.Errorf("engine %+v", e)
+	}
+	e.Close()
+
+	wrong := good
+	wrong.TLSCert, wrong.TLSKey = filepath.Join(dir, "intruder.pem"), filepath.Join(dir, "intruder-key.pem")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_, err = Connect(ctx, wrong)
+	if err == nil {
+		t.Fatal("a client certificate from another CA was accepted")
+	}
+	t.Logf("wrong certificate: %v", err)
+	if !strings.Contains(err.Error(), "tcp://"+addr) {
+		t.Errorf("the error does not name the builder: %v", err)
+	}
+}
