@@ -79,6 +79,9 @@ func join(prefix, s string) string {
 	if prefix == "" {
 		return s
 	}
+	if s == "" {
+		return prefix
+	}
 	return prefix + "." + s
 }
 

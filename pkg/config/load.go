@@ -199,7 +199,15 @@ func (l *Loader) build(p *Project) (cue.Value, error) {
 	}
 	v := l.ctx.BuildInstance(insts[0])
 	if err := v.Err(); err != nil {
-		return cue.Value{}, l.convert(err, scope{})
+		// Some of these (a structural cycle) carry no position: point at
+		// the field, or at least at the file.
+		first := diag.Pos{File: p.Files[0], Line: 1, Col: 1}
+		return cue.Value{}, l.convert(err, scope{lookup: func(path string) diag.Pos {
+			if pp := lookupPos(v, path); pp.IsValid() {
+				return pp
+			}
+			return first
+		}})
 	}
 	return v, nil
 }
@@ -343,7 +351,28 @@ func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[stri
 				}
 				for sub.Next() {
 					k := f.name + "." + sub.Selector().String()
-					if f.name != "env" && f.name != "systemd" && !l.fields.LookupPath(cue.MakePath(cue.Str(f.name).Optional(), sub.Selector().Optional())).Exists() {
+					if f.name == "systemd" {
+						// Sections merge directive by directive.
+						ds, err := sub.Value().Fields()
+						if err != nil {
+							continue
+						}
+						for ds.Next() {
+							dk := k + "." + ds.Selector().String()
+							if _, ok := origin[dk]; ok {
+								continue
+							}
+							if cur := sv.LookupPath(cue.MakePath(sub.Selector(), ds.Selector())); cur.Exists() && hasValue(cur) {
+								origin[dk] = raw
+								continue
+							}
+							origin[dk] = src
+							fills = append(fills, fill{cue.MakePath(cue.Str(f.name), sub.Selector(), ds.Selector()), dk, ds.Value()})
+							fmt.Fprintf(&key, "%d:%s;", si, dk)
+						}
+						continue
+					}
+					if f.name != "env" && !l.fields.LookupPath(cue.MakePath(cue.Str(f.name).Optional(), sub.Selector().Optional())).Exists() {
 						continue // unknown: reported in defaults, not copied
 					}
 					if _, ok := origin[k]; ok {
@@ -360,7 +389,7 @@ func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[stri
 			}
 			continue
 		}
-		if sv.Exists() && sv.IsConcrete() {
+		if sv.Exists() && hasValue(sv) {
 			origin[f.name] = raw
 			continue
 		}
@@ -456,6 +485,16 @@ func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[stri
 	}
 	decodeService(s, m)
 	return s, nil
+}
+
+// hasValue reports whether a service field has a value of its own: a
+// concrete one, or a default (*"scratch" | "static") that CUE will pick.
+func hasValue(v cue.Value) bool {
+	if v.IsConcrete() {
+		return true
+	}
+	d, ok := v.Default()
+	return ok && d.IsConcrete()
 }
 
 // pathIn returns path as seen from src: unchanged, since service and
@@ -845,7 +884,11 @@ func (l *Loader) convert(err error, sc scope) error {
 		rewritten bool
 	}
 	var errs []conv
-	for _, e := range cueerrors.Errors(err) {
+	list := cueerrors.Errors(err)
+	for i, e := range list {
+		if sumsUp(list, i) {
+			continue
+		}
 		var sels, full []string
 		policy := false
 		for i, s := range e.Path() {
@@ -873,29 +916,23 @@ func (l *Loader) convert(err error, sc scope) error {
 				msg, rewritten = m, true
 			}
 		}
+		// A conflict's own positions in the user's files come first: they
+		// are the values that disagree. A rule of ours (a policy, a
+		// missing field, a value our constraint refuses) points at the
+		// field first.
 		var ps []diag.Pos
-		if sc.lookup != nil && rel != "" {
-			if p := sc.lookup(rel); p.IsValid() {
-				ps = append(ps, p)
-			}
-		}
-		var extra []diag.Pos
 		for _, tp := range cueerrors.Positions(e) {
-			if p := tokPos(tp); p.IsValid() && (len(ps) == 0 || p != ps[0]) {
-				extra = append(extra, p)
-			}
-		}
-		sort.Slice(extra, func(i, j int) bool { return extra[i].Less(extra[j]) })
-		for i, p := range extra {
-			if i == 0 || p != extra[i-1] {
+			if p := tokPos(tp); p.IsValid() {
 				ps = append(ps, p)
 			}
 		}
-		if len(ps) == 0 && sc.lookup != nil {
-			if p := sc.lookup(""); p.IsValid() {
-				ps = append(ps, p)
+		sort.Slice(ps, func(i, j int) bool { return ps[i].Less(ps[j]) })
+		if sc.lookup != nil && (len(ps) == 0 || rewritten || policy) {
+			if p := sc.lookup(rel); p.IsValid() {
+				ps = append([]diag.Pos{p}, ps...)
 			}
 		}
+		ps = uniq(ps)
 		path := join(sc.prefix, rel)
 		if sc.skip != nil && sc.skip(path) {
 			continue
@@ -909,13 +946,16 @@ func (l *Loader) convert(err error, sc scope) error {
 		errs = append(errs, conv{&diag.Error{Path: path, Msg: msg, Pos: ps}, rewritten})
 	}
 	// A failed disjunction reports itself and each branch: where the
-	// field's @msg says it all keep only that, and drop an error without
-	// any position where the same path has positioned ones.
+	// field's @msg says it all keep only that; drop an error without any
+	// position where the same path has positioned ones; merge the
+	// positions of errors that say the same thing.
 	said, placed := map[string]bool{}, map[string]bool{}
 	for _, c := range errs {
-		said[c.err.Path] = said[c.err.Path] || c.rewritten
-		placed[c.err.Path] = placed[c.err.Path] || len(c.err.Pos) > 0
+		p := c.err.Path
+		said[p] = said[p] || c.rewritten
+		placed[p] = placed[p] || len(c.err.Pos) > 0
 	}
+	kept := map[string]*diag.Error{}
 	for _, c := range errs {
 		if said[c.err.Path] && !c.rewritten {
 			continue
@@ -923,9 +963,50 @@ func (l *Loader) convert(err error, sc scope) error {
 		if len(c.err.Pos) == 0 && placed[c.err.Path] {
 			continue
 		}
+		k := c.err.Path + "\x00" + c.err.Msg
+		if prev := kept[k]; prev != nil {
+			prev.Pos = uniq(append(prev.Pos, c.err.Pos...))
+			continue
+		}
+		kept[k] = c.err
 		out.Add(c.err)
 	}
 	return out.Err()
+}
+
+// sumsUp reports whether list[i] only sums up the errors after it: a
+// failed disjunction is reported as an error whose one argument is the
+// number N of its branches, followed by the N branch errors at the same
+// path, which say what is wrong.
+func sumsUp(list []cueerrors.Error, i int) bool {
+	_, args := list[i].Msg()
+	if len(args) != 1 {
+		return false
+	}
+	n, ok := args[0].(int)
+	if !ok || n < 2 || i+n >= len(list) {
+		return false
+	}
+	path := strings.Join(list[i].Path(), ".")
+	for _, e := range list[i+1 : i+1+n] {
+		if strings.Join(e.Path(), ".") != path {
+			return false
+		}
+	}
+	return true
+}
+
+// uniq drops repeated positions, keeping the first of each.
+func uniq(ps []diag.Pos) []diag.Pos {
+	out := ps[:0]
+	seen := map[diag.Pos]bool{}
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // underShape reports whether path or one of its ancestors has a shape error.

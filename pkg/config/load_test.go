@@ -535,7 +535,6 @@ services: api: {main: "./api", systemd: Service: Nice: "10"}
 				}
 				return ""
 			},
-			knownBug: "a service's systemd section replaces the same section of defaults whole: ProtectHome from defaults is dropped",
 		},
 		{
 			name: "a CUE default in the service wins over the built-in defaults",
@@ -555,7 +554,6 @@ services: api: {
 				}
 				return ""
 			},
-			knownBug: "a service value with a default marker is not concrete, so the built-in default is unified in and wins: base static, platforms linux/amd64",
 		},
 		{
 			name: "a CUE default for user in the service",
@@ -571,7 +569,6 @@ services: api: {main: "./api", user: *1000 | 2000}
 				}
 				return ""
 			},
-			knownBug: "the built-in user 65532 is unified with *1000 | 2000: the load fails with conflicting values 1000 and 65532, which the user never wrote",
 		},
 		{
 			name: "a CUE default in defaults",
@@ -847,7 +844,6 @@ project: "p"
 services: a: {main: ".", x: services.a}
 `,
 			want:     []want{{"services.a.x @ berth.cue:3:26", ""}},
-			knownBug: "services.a.x: structural cycle comes from BuildInstance without any position",
 		},
 		{
 			name: "an error at a service's root has no trailing dot",
@@ -860,7 +856,6 @@ services: a: 5
 				{"services.a.main @ berth.cue:3:11", "field is required"},
 				{"services.a @ berth.cue:3:14", ""},
 			},
-			knownBug: `join(prefix, "") gives the path "services.a."`,
 		},
 		{
 			name: "an import failure keeps its cause",
@@ -881,7 +876,6 @@ project: "p"
 services: a: {main: ".", limits: memory: "1.5Gi"}
 `,
 			want:     []want{{"services.a.limits.memory @ berth.cue:3:34", "memory must be a size"}},
-			knownBug: "the failed disjunction of #Memory is reported twice, with and without the value's position",
 		},
 		{
 			name: "a service with no platform is refused",

@@ -336,25 +336,33 @@ func ImageTag(v string) string { return strings.ReplaceAll(v, "+", "-") }
 
 // GOMAXPROCS derives GOMAXPROCS from a CPU limit: ceil(cpu), at least 1.
 func GOMAXPROCS(cpu float64) int {
-	n := int(math.Ceil(cpu))
-	if n < 1 {
-		n = 1
+	c := math.Ceil(cpu)
+	switch {
+	case c < 1 || math.IsNaN(c):
+		return 1
+	case c > math.MaxInt32:
+		return math.MaxInt32
 	}
-	return n
+	return int(c)
 }
 
 // GOMEMLIMIT derives GOMEMLIMIT from a memory limit: 90%, rounded down to
-// a whole MiB ("230MiB" for 256Mi); below 1 MiB in KiB, then bytes.
+// a whole MiB ("230MiB" for 256Mi) when that keeps at least 89% of the
+// memory; otherwise in KiB, then in bytes. Nothing is derived when 90% is
+// under one byte.
 func GOMEMLIMIT(memory int64) string {
 	b := memory / 10 * 9
 	b += memory % 10 * 9 / 10
+	floor := memory/100*89 + memory%100*89/100
 	switch {
-	case b >= 1<<20:
+	case b>>20 > 0 && (b>>20)<<20 >= floor:
 		return fmt.Sprintf("%dMiB", b>>20)
-	case b >= 1<<10:
+	case b>>10 > 0 && (b>>10)<<10 >= floor:
 		return fmt.Sprintf("%dKiB", b>>10)
+	case b >= 1:
+		return fmt.Sprintf("%dB", b)
 	}
-	return fmt.Sprintf("%dB", b)
+	return ""
 }
 
 func firstNonEmpty(ss ...string) string {
