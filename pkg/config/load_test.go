@@ -843,7 +843,7 @@ package berth
 project: "p"
 services: a: {main: ".", x: services.a}
 `,
-			want:     []want{{"services.a.x @ berth.cue:3:26", ""}},
+			want: []want{{"services.a.x @ berth.cue:3:26", ""}},
 		},
 		{
 			name: "an error at a service's root has no trailing dot",
@@ -875,7 +875,7 @@ package berth
 project: "p"
 services: a: {main: ".", limits: memory: "1.5Gi"}
 `,
-			want:     []want{{"services.a.limits.memory @ berth.cue:3:34", "memory must be a size"}},
+			want: []want{{"services.a.limits.memory @ berth.cue:3:34", "memory must be a size"}},
 		},
 		{
 			name: "a service with no platform is refused",
