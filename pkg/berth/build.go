@@ -378,6 +378,9 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 	close(status)
 	<-dispDone
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("build canceled; nothing was written: %w", ctx.Err())
+		}
 		return nil, b.explain(err)
 	}
 	return b.publish(ctx, binTmp)

@@ -213,12 +213,23 @@ func stdBuild(env Env, t *plan.Target, mods llb.State, builder llb.ConstraintsOp
 
 // compile builds one target's binary; the result holds /<binary name>.
 func compile(env Env, t *plan.Target, mods, gate llb.State, builder llb.ConstraintsOpt) llb.State {
-	args := append([]string{GOROOT + "/bin/go", "build"}, t.BuildFlags...)
+	goBin := GOROOT + "/bin/go"
+	root := llb.Scratch()
+	toolchain := llb.AddMount(GOROOT, env.Toolchain, llb.Readonly)
+	if t.Builder != "" {
+		// The service's own build image (pinned by digest), e.g. with a C
+		// toolchain for cgo: its go, on the builder's platform.
+		root = llb.Image(t.Builder, llb.Platform(env.Builder), llb.WithCustomName("[berth] builder "+t.Builder))
+		goBin = "go"
+		toolchain = llb.AddEnv("PATH", "/usr/local/go/bin:/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+		gate = llb.Scratch() // the std step warms the toolchain's cache, not the image's
+	}
+	args := append([]string{goBin, "build"}, t.BuildFlags...)
 	args = append(args, "-o", path.Join(OutDir, t.BinaryName), t.Main)
-	s := buildEnv(goEnv(llb.Scratch()), t).Dir(SrcDir)
+	s := buildEnv(goEnv(root), t).Dir(SrcDir)
 	opts := []llb.RunOption{
 		llb.Args(args),
-		llb.AddMount(GOROOT, env.Toolchain, llb.Readonly),
+		toolchain,
 		llb.AddMount(SrcDir, source(env, t.Service), llb.Readonly),
 		llb.AddMount(ModCache, mods, llb.Readonly),
 		llb.AddMount(BuildCache, llb.Scratch(), llb.AsPersistentCacheDir(CacheID, llb.CacheMountShared)),
