@@ -19,7 +19,7 @@ berth:
 # The BuildKit daemon, at the version pinned in go.mod (tool directive), so
 # the embedded engine and the client library always match.
 $(BUILDKITD): go.mod go.sum
-	$(GO) build -o $@ github.com/moby/buildkit/cmd/buildkitd
+	$(GO) build -ldflags "-X github.com/moby/buildkit/version.Version=$$($(GO) list -m -f '{{.Version}}' github.com/moby/buildkit)" -o $@ github.com/moby/buildkit/cmd/buildkitd
 
 # What the embedded engine and the tests need from the system.
 deps:

@@ -801,6 +801,13 @@ func (b *builder) explain(err error) error {
 	for _, src := range sourceErrors(err) {
 		d.Add(src)
 	}
+	if b.eng.RuncLog != "" && strings.Contains(err.Error(), "exit code") {
+		// A step that died before running shows only "exit code: 1";
+		// runc says why.
+		if rl, rerr := os.ReadFile(b.eng.RuncLog); rerr == nil && len(rl) > 0 {
+			fmt.Fprintf(&msg, "\nthe engine's runc log (%s) ends with:\n%s", b.eng.RuncLog, indent(lastLines(strings.TrimSpace(string(rl)), 5)))
+		}
+	}
 	out := fmt.Errorf("build failed on %s: %w%s", b.eng.Addr, err, msg.String())
 	if d.Len() > 0 {
 		return &buildError{err: out, where: d.Errors()}

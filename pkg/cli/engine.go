@@ -25,10 +25,10 @@ func newEngine(stdout io.Writer) *cobra.Command {
 				return err
 			}
 			if !st.Running {
-				fmt.Fprintf(stdout, "stopped (state in %s)\n", st.Paths.Dir)
+				fmt.Fprintf(stdout, "stopped (mode %s, state in %s)\n", st.Mode, st.Paths.Dir)
 				return nil
 			}
-			fmt.Fprintf(stdout, "running: pid %d, BuildKit %s, mode root\n  socket unix://%s\n  state  %s\n  log    %s\n", st.PID, st.Version, st.Paths.Socket, st.Paths.Root, st.Paths.Log)
+			fmt.Fprintf(stdout, "running: pid %d, BuildKit %s, mode %s\n  socket unix://%s\n  state  %s\n  log    %s\n", st.PID, st.Version, st.Mode, st.Paths.Socket, st.Paths.Root, st.Paths.Log)
 			for _, w := range st.Workers {
 				fmt.Fprintf(stdout, "  worker %s\n", w)
 			}

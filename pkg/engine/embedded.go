@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,6 +26,31 @@ type Paths struct {
 	Log    string
 	PID    string
 	Lock   string
+	// Rootless is true when berth runs as an unprivileged user: the
+	// daemon then runs under rootlesskit.
+	Rootless bool
+	// Runtime is the user's private runtime directory (rootless only).
+	Runtime string
+}
+
+// runtimeDir returns $XDG_RUNTIME_DIR, or makes a private one: rootless
+// BuildKit fails in confusing ways without it.
+func runtimeDir(o Options) (string, error) {
+	if d := o.getenv("XDG_RUNTIME_DIR"); d != "" {
+		return d, nil
+	}
+	d := filepath.Join(os.TempDir(), fmt.Sprintf("berth-runtime-%d", os.Geteuid()))
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return "", err
+	}
+	st, err := os.Lstat(d)
+	if err != nil {
+		return "", err
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); !ok || int(sys.Uid) != os.Geteuid() || st.Mode().Perm() != 0o700 {
+		return "", fmt.Errorf("%s is not a private directory of yours: set XDG_RUNTIME_DIR to one (mode 0700)", d)
+	}
+	return d, nil
 }
 
 // EnginePaths returns where the embedded engine lives.
@@ -35,12 +61,23 @@ func EnginePaths(o Options) (Paths, error) {
 	}
 	d := filepath.Join(st, "engine")
 	p := Paths{
-		Dir:    d,
-		Root:   filepath.Join(d, "root"),
-		Socket: filepath.Join(d, "buildkitd.sock"),
-		Log:    filepath.Join(d, "buildkitd.log"),
-		PID:    filepath.Join(d, "buildkitd.pid"),
-		Lock:   filepath.Join(d, "lock"),
+		Dir:      d,
+		Root:     filepath.Join(d, "root"),
+		Socket:   filepath.Join(d, "buildkitd.sock"),
+		Log:      filepath.Join(d, "buildkitd.log"),
+		PID:      filepath.Join(d, "buildkitd.pid"),
+		Lock:     filepath.Join(d, "lock"),
+		Rootless: os.Geteuid() != 0,
+	}
+	if p.Rootless {
+		// Rootless BuildKit keeps its socket in the user's runtime
+		// directory, where the user namespace can reach it.
+		rt, err := runtimeDir(o)
+		if err != nil {
+			return p, err
+		}
+		p.Runtime = rt
+		p.Socket = filepath.Join(rt, "berth", "buildkitd.sock")
 	}
 	if len(p.Socket) > 100 {
 		return p, fmt.Errorf("engine socket path %s is too long for a unix socket (%d bytes, 100 at most): set XDG_STATE_HOME to a shorter directory", p.Socket, len(p.Socket))
@@ -109,7 +146,10 @@ func dialEmbedded(ctx context.Context, p Paths, timeout time.Duration) (*Engine,
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{Client: c, Kind: Embedded, Addr: "embedded engine (" + addr + ")"}
+	e := &Engine{Client: c, Kind: Embedded, Addr: "embedded engine (" + addr + ")", RuncLog: filepath.Join(p.Root, "runc-overlayfs", "executor", "runc-log.json")}
+	if p.Rootless {
+		e.Addr = "embedded rootless engine (" + addr + ")"
+	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := e.probe(pctx); err != nil {
@@ -121,13 +161,56 @@ func dialEmbedded(ctx context.Context, p Paths, timeout time.Duration) (*Engine,
 
 // Preflight checks what the embedded engine needs and says how to get it.
 func Preflight(o Options) (buildkitd string, err error) {
-	if os.Geteuid() != 0 {
-		return "", errors.New("the embedded engine runs buildkitd as root for now, and berth runs as an unprivileged user: run berth as root, or use --builder ADDR (or BUILDKIT_HOST) to build on a BuildKit daemon you run")
-	}
 	if _, err := exec.LookPath("runc"); err != nil {
 		return "", errors.New("runc not found on PATH: the embedded engine runs build steps with it; install it (Debian/Ubuntu: apt-get install -y runc)")
 	}
+	if os.Geteuid() != 0 {
+		if err := rootlessPreflight(o); err != nil {
+			return "", err
+		}
+	}
 	return findBuildkitd(o)
+}
+
+// rootlessPreflight checks what rootless BuildKit needs, one clear
+// sentence per missing piece instead of a daemon's stack trace.
+func rootlessPreflight(o Options) error {
+	if _, err := exec.LookPath("rootlesskit"); err != nil {
+		return errors.New("berth runs as an unprivileged user, so its engine runs rootless, under rootlesskit, which is not on PATH: install it (Debian/Ubuntu: apt-get install -y rootlesskit uidmap)")
+	}
+	if _, err := exec.LookPath("newuidmap"); err != nil {
+		return errors.New("newuidmap not found: rootless BuildKit maps user ids with it; install it (Debian/Ubuntu: apt-get install -y uidmap)")
+	}
+	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err == nil && strings.TrimSpace(string(b)) == "0" {
+		return errors.New("user namespaces are disabled (/proc/sys/user/max_user_namespaces is 0): rootless BuildKit needs them; enable them with sysctl user.max_user_namespaces=15000, or run berth as root")
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/unprivileged_userns_clone"); err == nil && strings.TrimSpace(string(b)) == "0" {
+		return errors.New("unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0): enable them with sysctl kernel.unprivileged_userns_clone=1, or run berth as root")
+	}
+	u, err := user.Current()
+	if err != nil {
+		return err
+	}
+	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
+		if !hasSubIDs(f, u.Username, u.Uid) {
+			return fmt.Errorf("no range of subordinate ids for user %s in %s: rootless BuildKit needs one; as root, add the line \"%s:100000:65536\" to %s (useradd -m writes it for new users)", u.Username, f, u.Username, f)
+		}
+	}
+	return nil
+}
+
+func hasSubIDs(file, name, uid string) bool {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Split(strings.TrimSpace(line), ":")
+		if len(f) == 3 && (f[0] == name || f[0] == uid) && f[2] != "0" {
+			return true
+		}
+	}
+	return false
 }
 
 func findBuildkitd(o Options) (string, error) {
@@ -180,8 +263,26 @@ func start(ctx context.Context, o Options, p Paths) error {
 	if o.Config != "" {
 		args = append(args, "--config", o.Config)
 	}
-	fmt.Fprintf(logf, "--- berth starts %s %s\n", bin, strings.Join(args, " "))
-	cmd := exec.Command(bin, args...)
+	name := bin
+	var env []string
+	if p.Rootless {
+		// As DESIGN.md found: host network, /etc copied up, the host's
+		// loopback hidden; USER and XDG_RUNTIME_DIR always set.
+		if err := os.MkdirAll(filepath.Dir(p.Socket), 0o700); err != nil {
+			return err
+		}
+		rk, _ := exec.LookPath("rootlesskit")
+		args = append([]string{"--net=host", "--copy-up=/etc", "--disable-host-loopback", bin}, args...)
+		name = rk
+		u, err := user.Current()
+		if err != nil {
+			return err
+		}
+		env = append(os.Environ(), "USER="+u.Username, "XDG_RUNTIME_DIR="+p.Runtime, "HOME="+u.HomeDir)
+	}
+	fmt.Fprintf(logf, "--- berth starts %s %s\n", name, strings.Join(args, " "))
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.Dir = p.Dir
@@ -268,6 +369,8 @@ func tail(path string, n int) string {
 
 // Status describes the embedded engine.
 type Status struct {
+	// Mode is "root" or "rootless".
+	Mode    string
 	Running bool
 	PID     int
 	Paths   Paths
@@ -281,7 +384,10 @@ func EmbeddedStatus(ctx context.Context, o Options) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &Status{Paths: p, PID: readPID(p.PID)}
+	st := &Status{Paths: p, PID: readPID(p.PID), Mode: "root"}
+	if p.Rootless {
+		st.Mode = "rootless"
+	}
 	e, err := dialEmbedded(ctx, p, 2*time.Second)
 	if err != nil {
 		return st, nil

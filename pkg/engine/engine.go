@@ -60,6 +60,9 @@ type Engine struct {
 	Addr string
 	// Platform is the worker's own platform: compile steps run on it.
 	Platform ocispecs.Platform
+	// RuncLog is the embedded engine's runc log: where the real cause of
+	// a step that fails with a bare exit code is, in rootless mode.
+	RuncLog string
 	// Exporters lacking on this engine (the Docker engine's BuildKit has
 	// no oci or docker exporter).
 	NoOCIExporter bool
