@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
+	bkbuild "github.com/moby/buildkit/cmd/buildctl/build"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/util/progress/progressui"
@@ -56,6 +57,10 @@ type BuildOptions struct {
 	Stderr io.Writer
 	// CacheDir keeps berth's own caches; default $XDG_CACHE_HOME/berth.
 	CacheDir string
+	// CacheTo and CacheFrom are BuildKit cache exports and imports, as
+	// buildctl writes them: type=registry,ref=REPO[,mode=max] or
+	// type=local,dest=DIR / type=local,src=DIR.
+	CacheTo, CacheFrom []string
 	// Status, if set, sees every progress update (tests and benchmarks
 	// count cached and re-run steps with it).
 	Status func(*client.SolveStatus)
@@ -138,7 +143,16 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	cacheTo, err := bkbuild.ParseExportCache(o.CacheTo)
+	if err != nil {
+		return nil, fmt.Errorf("--cache-to: %w", err)
+	}
+	cacheFrom, err := bkbuild.ParseImportCache(o.CacheFrom)
+	if err != nil {
+		return nil, fmt.Errorf("--cache-from: %w", err)
+	}
 	b := &builder{
+		cacheTo: cacheTo, cacheFrom: cacheFrom,
 		o: o, proj: proj, eng: eng, graph: g, stderr: stderr, cacheDir: cacheDir,
 		mounts: map[string]fsutil.FS{},
 		outDir: outPath(proj.Config.Dir, pl.OutDir),
@@ -262,14 +276,17 @@ func generate(proj *Project, eng *engine.Engine, pkgs llbgen.Packages) (*llbgen.
 }
 
 type builder struct {
-	o        BuildOptions
-	proj     *Project
-	eng      *engine.Engine
-	graph    *llbgen.Graph
-	stderr   io.Writer
-	mounts   map[string]fsutil.FS
-	outDir   string
-	cacheDir string
+	o      BuildOptions
+	proj   *Project
+	eng    *engine.Engine
+	graph  *llbgen.Graph
+	stderr io.Writer
+	// The solve that compiles every target exports the cache; every
+	// solve imports it.
+	cacheTo, cacheFrom []client.CacheOptionsEntry
+	mounts             map[string]fsutil.FS
+	outDir             string
+	cacheDir           string
 
 	mu      sync.Mutex
 	failed  map[string]*failure // vertex digest → failure, from progress
@@ -444,9 +461,12 @@ func (b *builder) record(s *client.SolveStatus) {
 
 func (b *builder) solveOpt(exports []client.ExportEntry) client.SolveOpt {
 	o := client.SolveOpt{
-		Exports:     exports,
-		LocalMounts: b.mounts,
-		SharedKey:   "berth:" + b.proj.Module.Dir,
+		Exports:      exports,
+		LocalMounts:  b.mounts,
+		SharedKey:    "berth:" + b.proj.Module.Dir,
+		CacheImports: b.cacheFrom,
+		// Never nil: BuildKit's client copies cache settings into it.
+		FrontendAttrs: map[string]string{},
 	}
 	if b.eng.Kind == engine.Docker {
 		o.AllowedEntitlements = []string{"network.host"}
@@ -471,7 +491,10 @@ func (b *builder) buildBinaries(ctx context.Context, dir string, ch chan *client
 	if err != nil {
 		return err
 	}
-	_, err = b.eng.Client.Solve(ctx, def, b.solveOpt([]client.ExportEntry{{Type: client.ExporterLocal, OutputDir: dir}}), ch)
+	opt := b.solveOpt([]client.ExportEntry{{Type: client.ExporterLocal, OutputDir: dir}})
+	// This solve holds every compile step: it exports the cache.
+	opt.CacheExports = b.cacheTo
+	_, err = b.eng.Client.Solve(ctx, def, opt, ch)
 	return err
 }
 

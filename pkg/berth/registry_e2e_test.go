@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/berthbuild/berth/pkg/engine"
 )
 
 // testRegistry runs an OCI registry on 127.0.0.1 for one test.
@@ -116,4 +118,35 @@ func mustConfig(t *testing.T, img v1.Image) *v1.ConfigFile {
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", "amd64"
 	return cf
+}
+
+// TestCacheThroughRegistry exports the build cache to a registry, wipes
+// the engine, and builds again from that cache: the module download and
+// the standard library come from the cache, and the image is the same.
+// (The services' own compile steps still run again: a known gap.)
+func TestCacheThroughRegistry(t *testing.T) {
+	reg := testRegistry(t)
+	dir := copyTree(t, "../../examples/hello")
+	eo := privateEngine(t)
+	opts := func(mod func(*BuildOptions)) func(*BuildOptions) {
+		return func(o *BuildOptions) { o.Engine = eo; mod(o) }
+	}
+	first, _ := build(t, dir, opts(func(o *BuildOptions) { o.CacheTo = []string{"type=registry,ref=" + reg + "/cache,mode=max"} }))
+	// Wipe the engine: stop it and delete its state.
+	if _, err := engine.Stop(t.Context(), eo); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := engine.EnginePaths(eo)
+	if err := os.RemoveAll(p.Root); err != nil {
+		t.Fatal(err)
+	}
+	second, log := build(t, dir, opts(func(o *BuildOptions) { o.CacheFrom = []string{"type=registry,ref=" + reg + "/cache"} }))
+	for _, step := range []string{"] go build std", "] go mod download"} {
+		if ran := log.ran(step); len(ran) != 0 {
+			t.Errorf("with the imported cache, %v ran again", ran)
+		}
+	}
+	if first.Images[0].Digest != second.Images[0].Digest {
+		t.Errorf("digests differ: %s vs %s", first.Images[0].Digest, second.Images[0].Digest)
+	}
 }

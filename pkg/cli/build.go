@@ -58,6 +58,8 @@ func newBuild(stdout, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&o.Load, "load", false, "load every image, for the Docker engine's platform, into Docker")
 	f.BoolVar(&o.OCIArchive, "oci-archive", false, "write an OCI archive per service under OUT/archives")
 	f.BoolVar(&o.DockerArchive, "docker-archive", false, "write a docker-archive per service and platform under OUT/archives")
+	f.StringArrayVar(&o.CacheTo, "cache-to", nil, "export the build cache, e.g. type=registry,ref=REPO/cache,mode=max or type=local,dest=DIR (repeatable)")
+	f.StringArrayVar(&o.CacheFrom, "cache-from", nil, "import a build cache, e.g. type=registry,ref=REPO/cache or type=local,src=DIR (repeatable)")
 	engineFlags(cmd, &o.Engine)
 	return cmd
 }
