@@ -52,8 +52,15 @@ func TestDockerfileMatchesLLB(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds with BuildKit")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	// Give up a minute before the test binary's deadline: a failed solve
+	// lets TestMain stop the engine, a timeout panic would leave it running.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	if dl, ok := t.Deadline(); ok {
+		var stop context.CancelFunc
+		ctx, stop = context.WithDeadline(ctx, dl.Add(-time.Minute))
+		defer stop()
+	}
 	const service = "api"
 
 	dir := copyTree(t, "../../examples/monorepo")
@@ -63,7 +70,8 @@ func TestDockerfileMatchesLLB(t *testing.T) {
 	}
 	pl := proj.Plan
 
-	eng, err := engine.Connect(ctx, testEngine(t))
+	engOpts := testEngine(t)
+	eng, err := engine.Connect(ctx, engOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,31 +167,76 @@ func TestDockerfileMatchesLLB(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// berth's build rewrites the project's Dockerfiles (unpinned), so
+	// BuildKit reads the pinned one from a directory of its own.
 	dfPath := filepath.Join(proj.Config.Dir, filepath.FromSlash(apiTargets[0].Paths.Dockerfile))
-	df, _ := os.ReadFile(dfPath)
+	dfDir := t.TempDir()
+	for _, n := range []string{"Dockerfile", "Dockerfile.dockerignore"} {
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(dfPath), n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dfDir, n), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	df, _ := os.ReadFile(filepath.Join(dfDir, "Dockerfile"))
 	if want := "FROM --platform=$BUILDPLATFORM " + goImage + " AS build\n"; !bytes.Contains(df, []byte(want)) {
 		t.Fatalf("%s lacks %q:\n%s", dfPath, want, df)
 	}
-
-	// 4. BuildKit's Dockerfile frontend builds it on the test engine. The
-	// engine pulls from 127.0.0.1 over plain HTTP with no buildkitd.toml:
-	// BuildKit's resolver treats localhost and 127.0.0.1 as HTTP
-	// registries unless configured otherwise.
 	var pfs []string
 	for _, tg := range apiTargets {
 		pfs = append(pfs, tg.Platform)
 	}
-	start = time.Now()
-	dfOut := t.TempDir()
-	if err := solveDockerfile(ctx, eng.Client, proj.Module.Dir, filepath.Dir(dfPath), pfs, dfOut); err != nil {
-		t.Fatalf("docker build of %s: %v", dfPath, err)
-	}
-	t.Logf("Dockerfile built for %s in %v", strings.Join(pfs, ","), time.Since(start).Round(time.Millisecond))
 
-	// 5. berth builds the same service with its own LLB.
-	start = time.Now()
-	build(t, dir, func(o *BuildOptions) { o.Services = []string{service} })
-	t.Logf("berth built %s in %v", service, time.Since(start).Round(time.Millisecond))
+	// 4 and 5, at the same time: BuildKit's Dockerfile frontend builds the
+	// Dockerfile on the test engine, and berth builds the same service
+	// with its own LLB (the options of build(), with ctx). The engine
+	// pulls from 127.0.0.1 over plain HTTP with no buildkitd.toml:
+	// BuildKit's resolver treats localhost and 127.0.0.1 as HTTP
+	// registries unless configured otherwise.
+	dfOut := t.TempDir()
+	var (
+		wg                sync.WaitGroup
+		dfErr, berthErr   error
+		dfTime, berthTime time.Duration
+	)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		start := time.Now()
+		if dfErr = solveDockerfile(ctx, eng.Client, proj.Module.Dir, dfDir, pfs, dfOut); dfErr != nil {
+			cancel()
+		}
+		dfTime = time.Since(start)
+	}()
+	go func() {
+		defer wg.Done()
+		start := time.Now()
+		_, berthErr = Build(ctx, BuildOptions{
+			Options:  Options{Dir: dir, Env: testEnv(nil)},
+			Engine:   engOpts,
+			Services: []string{service},
+			Progress: "quiet",
+			CacheDir: cacheDir,
+		})
+		if berthErr != nil {
+			cancel()
+		}
+		berthTime = time.Since(start)
+	}()
+	wg.Wait()
+	if dfErr != nil {
+		t.Errorf("docker build of %s: %v", dfPath, dfErr)
+	}
+	if berthErr != nil {
+		t.Errorf("berth build of %s: %v", service, berthErr)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	t.Logf("Dockerfile built for %s in %v; berth built %s in %v",
+		strings.Join(pfs, ","), dfTime.Round(time.Millisecond), service, berthTime.Round(time.Millisecond))
 
 	for _, tg := range apiTargets {
 		// The local exporter writes one directory per platform when there
