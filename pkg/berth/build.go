@@ -530,6 +530,15 @@ func (b *builder) buildImage(ctx context.Context, si *serviceImage, imgs []llbge
 		}
 		exports = append(exports, client.ExportEntry{Type: client.ExporterImage, Attrs: attrs})
 	}
+	// The service's store is shared with concurrent berth runs of the
+	// same project: one export into it at a time.
+	if si.store != "" {
+		unlock, err := export.Lock(si.store + ".lock")
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	resp, err := b.eng.Client.Build(ctx, b.solveOpt(exports), "berth", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
 		return b.imageResult(ctx, c, imgs)
 	}, ch)
@@ -830,6 +839,10 @@ func (b *builder) explain(err error) error {
 		if rl, rerr := os.ReadFile(b.eng.RuncLog); rerr == nil && len(rl) > 0 {
 			fmt.Fprintf(&msg, "\nthe engine's runc log (%s) ends with:\n%s", b.eng.RuncLog, indent(lastLines(strings.TrimSpace(string(rl)), 5)))
 		}
+	}
+	if left := export.SpaceLeft(b.outDir); left >= 0 && left < 1<<20 {
+		// Exporters report a full disk as a broken stream ("EOF").
+		fmt.Fprintf(&msg, "\nno space left on the file system of the output directory %s (%d bytes free)", b.outDir, left)
 	}
 	out := fmt.Errorf("build failed on %s: %w%s", b.eng.Addr, err, msg.String())
 	if d.Len() > 0 {

@@ -272,7 +272,7 @@ func TestOutputFull(t *testing.T) {
 	if err == nil {
 		t.Fatal("a build into a full directory succeeded")
 	}
-	if !strings.Contains(err.Error(), "no space left") {
+	if !strings.Contains(err.Error(), "no space left") || !strings.Contains(err.Error(), out) {
 		t.Errorf("the error does not say the disk is full: %v", err)
 	}
 	if readFile(t, filepath.Join(out, "keep")) != "old\n" {

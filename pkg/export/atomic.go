@@ -93,3 +93,31 @@ func WriteFileFrom(name string, perm os.FileMode, write func(io.Writer) error) e
 	}
 	return nil
 }
+
+// Lock takes an exclusive lock on path (created if missing), waiting for
+// other berth processes that hold it; call the returned func to release.
+func Lock(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+}
+
+// SpaceLeft reports the bytes available to unprivileged writers in the
+// file system that holds path, or -1 when it cannot tell.
+func SpaceLeft(path string) int64 {
+	var st unix.Statfs_t
+	for p := path; ; p = filepath.Dir(p) {
+		if err := unix.Statfs(p, &st); err == nil {
+			return int64(st.Bavail) * int64(st.Bsize)
+		}
+		if p == filepath.Dir(p) {
+			return -1
+		}
+	}
+}
