@@ -21,6 +21,8 @@ import (
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	bkbuild "github.com/moby/buildkit/cmd/buildctl/build"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/secrets/secretsprovider"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/util/progress/progressui"
@@ -143,6 +145,10 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	secretValues, err := readSecrets(proj, o.Env)
+	if err != nil {
+		return nil, err
+	}
 	cacheTo, err := bkbuild.ParseExportCache(o.CacheTo)
 	if err != nil {
 		return nil, fmt.Errorf("--cache-to: %w", err)
@@ -152,6 +158,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		return nil, fmt.Errorf("--cache-from: %w", err)
 	}
 	b := &builder{
+		secrets: secretsprovider.FromMap(secretValues),
 		cacheTo: cacheTo, cacheFrom: cacheFrom,
 		o: o, proj: proj, eng: eng, graph: g, stderr: stderr, cacheDir: cacheDir,
 		mounts: map[string]fsutil.FS{},
@@ -281,6 +288,8 @@ type builder struct {
 	eng    *engine.Engine
 	graph  *llbgen.Graph
 	stderr io.Writer
+	// secrets serves the secret values to the module download step.
+	secrets session.Attachable
 	// The solve that compiles every target exports the cache; every
 	// solve imports it.
 	cacheTo, cacheFrom []client.CacheOptionsEntry
@@ -467,6 +476,7 @@ func (b *builder) solveOpt(exports []client.ExportEntry) client.SolveOpt {
 		CacheImports: b.cacheFrom,
 		// Never nil: BuildKit's client copies cache settings into it.
 		FrontendAttrs: map[string]string{},
+		Session:       []session.Attachable{b.secrets},
 	}
 	if b.eng.Kind == engine.Docker {
 		o.AllowedEntitlements = []string{"network.host"}

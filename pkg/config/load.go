@@ -62,6 +62,7 @@ var serviceFields = []struct {
 	{"runtime", cue.ParsePath("runtime"), true},
 	{"outputs", cue.ParsePath("outputs"), true},
 	{"systemd", cue.ParsePath("systemd"), true},
+	{"secrets", cue.ParsePath("secrets"), true},
 }
 
 // Loader loads projects. It compiles the embedded schema once; a Loader is
@@ -372,7 +373,7 @@ func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[stri
 						}
 						continue
 					}
-					if f.name != "env" && !l.fields.LookupPath(cue.MakePath(cue.Str(f.name).Optional(), sub.Selector().Optional())).Exists() {
+					if f.name != "env" && f.name != "secrets" && !l.fields.LookupPath(cue.MakePath(cue.Str(f.name).Optional(), sub.Selector().Optional())).Exists() {
 						continue // unknown: reported in defaults, not copied
 					}
 					if _, ok := origin[k]; ok {
@@ -631,6 +632,15 @@ func decodeService(s *Service, v cue.Value) {
 			}
 		case "outputs":
 			out = f
+		case "secrets":
+			sec, _ := f.Fields()
+			for sec.Next() {
+				x := sec.Value()
+				e, _ := x.LookupPath(cue.ParsePath("env")).String()
+				file, _ := x.LookupPath(cue.ParsePath("file")).String()
+				s.Secrets = append(s.Secrets, Secret{Name: sec.Selector().Unquoted(), Env: e, File: file})
+			}
+			sort.Slice(s.Secrets, func(i, j int) bool { return s.Secrets[i].Name < s.Secrets[j].Name })
 		case "systemd":
 			secs, _ := f.Fields()
 			for secs.Next() {

@@ -82,6 +82,8 @@ type Service struct {
 	Outputs     Outputs
 	// Systemd are unit directives to add or override, sorted.
 	Systemd []Directive
+	// Secrets are given to the module download only, sorted by name.
+	Secrets []Secret
 
 	// Fields maps a path inside the service ("limits.cpu") to where its
 	// value was written: in the service, or in defaults.
@@ -108,6 +110,14 @@ type Directive struct {
 	Section string `json:"section"`
 	Name    string `json:"name"`
 	Value   string `json:"value"`
+}
+
+// Secret names where a build secret comes from: an environment variable
+// of berth's or a file. The value itself is never in the config.
+type Secret struct {
+	Name string `json:"name"`
+	Env  string `json:"env,omitempty"`
+	File string `json:"file,omitempty"`
 }
 
 // Platform is a Go target platform, written os/arch[/variant].

@@ -147,16 +147,44 @@ func modDownload(env Env, builder llb.ConstraintsOpt) llb.State {
 	if env.HostNetwork {
 		net = pb.NetMode_HOST
 	}
-	run := s.Run(
-		llb.Network(net),
+	opts := []llb.RunOption{llb.Network(net)}
+	for _, name := range SecretNames(p) {
+		opts = append(opts, llb.AddSecret(SecretPath(name), llb.SecretID(name), llb.SecretFileOpt(0, 0, 0o400)))
+	}
+	run := s.Run(append(opts,
 		llb.Args([]string{GOROOT + "/bin/go", "mod", "download", "-x"}),
 		llb.AddMount(GOROOT, env.Toolchain, llb.Readonly),
 		llb.AddMount(SrcDir, modFiles(env), llb.Readonly),
 		llb.AddMount("/tmp", llb.Scratch(), llb.Tmpfs()),
 		llb.WithCustomName("[berth] go mod download"),
 		builder,
-	)
+	)...)
 	return run.AddMount(ModCache, llb.Scratch())
+}
+
+// SecretNames are the secrets of every service of the plan, sorted: the
+// module download is shared, so it sees them all.
+func SecretNames(p *plan.Plan) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range p.Targets {
+		for _, s := range t.Secrets {
+			if !seen[s.Name] {
+				seen[s.Name] = true
+				out = append(out, s.Name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// SecretPath is where a secret is mounted in the module download step.
+func SecretPath(name string) string {
+	if name == "netrc" {
+		return "/root/.netrc"
+	}
+	return "/run/secrets/" + name
 }
 
 // source is the part of the module a service needs.

@@ -107,6 +107,8 @@ type Target struct {
 	Outputs    Outputs  `json:"outputs"`
 	// Systemd are the service's unit directives to add or override.
 	Systemd []config.Directive `json:"systemd"`
+	// Secrets are given to the module download step only.
+	Secrets []config.Secret `json:"secrets"`
 	Paths   Paths              `json:"paths"`
 	// Source is where the service is declared.
 	Source diag.Range `json:"source"`
@@ -234,6 +236,7 @@ func target(pl *Plan, in Inputs, s *config.Service, pf config.Platform, ldflags 
 			Dockerfile: s.Outputs.Dockerfile && pf.OS == "linux",
 		},
 		Systemd: append([]config.Directive{}, s.Systemd...),
+		Secrets: append([]config.Secret{}, s.Secrets...),
 		Source:  diag.Range{Start: s.Range.Start.Rel(in.ConfigDir), End: s.Range.End.Rel(in.ConfigDir)},
 	}
 	if pf.Arch == "arm" && pf.Variant != "" {
