@@ -109,7 +109,7 @@ type Target struct {
 	Systemd []config.Directive `json:"systemd"`
 	// Secrets are given to the module download step only.
 	Secrets []config.Secret `json:"secrets"`
-	Paths   Paths              `json:"paths"`
+	Paths   Paths           `json:"paths"`
 	// Source is where the service is declared.
 	Source diag.Range `json:"source"`
 }
