@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -48,6 +49,8 @@ var moduleEnv = map[string]bool{
 }
 
 // service is what the targets of one Dockerfile share.
+var secretName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
+
 type service struct {
 	t         plan.Target // the first target
 	platforms []string
@@ -245,7 +248,19 @@ func (s *service) buildStage(w *writer, p RenderInfo) error {
 			modEnv = append(modEnv, kv[0]+"="+shellQuote(kv[1]))
 		}
 	}
-	w.run([]string{"--mount=type=cache,target=/go/pkg/mod"}, modEnv, "go mod download")
+	// The same secret mounts as the LLB's module download: ids only.
+	mounts := []string{"--mount=type=cache,target=/go/pkg/mod"}
+	for _, sec := range s.t.Secrets {
+		if !secretName.MatchString(sec.Name) {
+			return fmt.Errorf("secret name %q", sec.Name)
+		}
+		target := "/run/secrets/" + sec.Name
+		if sec.Name == "netrc" {
+			target = "/root/.netrc"
+		}
+		mounts = append(mounts, "--mount=type=secret,id="+sec.Name+",target="+target)
+	}
+	w.run(mounts, modEnv, "go mod download")
 	w.line("COPY . .")
 
 	args := []string{"TARGETOS", "TARGETARCH"}
