@@ -1,4 +1,4 @@
-package engine
+package berth
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berthbuild/berth/pkg/engine"
 )
 
 // certs writes a CA and a certificate it signed, for server or client use.
@@ -65,23 +67,6 @@ func leaf(t *testing.T, dir, name string, ca *x509.Certificate, caKey *ecdsa.Pri
 	writePEM(t, filepath.Join(dir, name+"-key.pem"), "EC PRIVATE KEY", kb)
 }
 
-func buildkitdBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("BERTH_BUILDKITD"); p != "" {
-		return p
-	}
-	if p, err := filepath.Abs("../../bin/buildkitd"); err == nil {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	p := filepath.Join(t.TempDir(), "buildkitd")
-	if out, err := exec.Command("go", "build", "-o", p, "github.com/moby/buildkit/cmd/buildkitd").CombinedOutput(); err != nil {
-		t.Fatalf("build buildkitd: %v\n%s", err, out)
-	}
-	return p
-}
-
 func freePort(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -91,8 +76,9 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// TestRemoteTLS starts a buildkitd listening on 127.0.0.1 with mutual TLS
-// and connects with the right and with a wrong client certificate.
+// TestRemoteTLS starts a buildkitd listening on 127.0.0.1 with mutual TLS,
+// builds through it, and connects with a client certificate of another
+// CA, which must be refused.
 func TestRemoteTLS(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("this test runs buildkitd, which needs root here; run it as root (CI does)")
@@ -110,7 +96,7 @@ func TestRemoteTLS(t *testing.T) {
 	}
 	defer os.RemoveAll(root)
 	addr := freePort(t)
-	cmd := exec.Command(buildkitdBinary(t), "--root", root, "--addr", "tcp://"+addr,
+	cmd := exec.Command(testEngine(t).Buildkitd, "--root", root, "--addr", "tcp://"+addr,
 		"--addr", "unix://"+filepath.Join(root, "s.sock"),
 		"--tlscacert", filepath.Join(dir, "good-ca.pem"), "--tlscert", filepath.Join(dir, "server.pem"), "--tlskey", filepath.Join(dir, "server-key.pem"),
 		"--oci-worker=true", "--containerd-worker=false")
@@ -121,12 +107,12 @@ func TestRemoteTLS(t *testing.T) {
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 
-	good := Options{Builder: "tcp://" + addr, TLSCACert: filepath.Join(dir, "good-ca.pem"),
+	good := engine.Options{Builder: "tcp://" + addr, TLSCACert: filepath.Join(dir, "good-ca.pem"),
 		TLSCert: filepath.Join(dir, "client.pem"), TLSKey: filepath.Join(dir, "client-key.pem"), TLSServerName: "buildkitd.test"}
-	var e *Engine
+	var e *engine.Engine
 	for i := 0; ; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		e, err = Connect(ctx, good)
+		e, err = engine.Connect(ctx, good)
 		cancel()
 		if err == nil {
 			break
@@ -137,16 +123,22 @@ func TestRemoteTLS(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if e.Kind != Remote || e.Platform.OS != "linux" {
+	if e.Kind != engine.Remote || e.Platform.OS != "linux" {
 		t.Errorf("engine %+v", e)
 	}
 	e.Close()
+
+	// Build through it.
+	project := copyTree(t, "../../examples/hello")
+	res, _ := build(t, project, func(o *BuildOptions) { o.Engine = good })
+	img := image(t, res.Layout, "hello:0.0.0-dev", "linux/amd64")
+	fileIn(t, img, "/usr/local/bin/hello")
 
 	wrong := good
 	wrong.TLSCert, wrong.TLSKey = filepath.Join(dir, "intruder.pem"), filepath.Join(dir, "intruder-key.pem")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	_, err = Connect(ctx, wrong)
+	_, err = engine.Connect(ctx, wrong)
 	if err == nil {
 		t.Fatal("a client certificate from another CA was accepted")
 	}
