@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/berthbuild/berth/pkg/config"
+	"github.com/berthbuild/berth/pkg/export"
 	"github.com/berthbuild/berth/schemas"
 )
 
@@ -200,31 +201,5 @@ func quoteLabel(s string) string {
 // WriteFileAtomic writes data to a temporary file next to name and renames
 // it into place, so readers see the old file or the new one, never half.
 func WriteFileAtomic(name string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, perm)
-	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
+	return export.WriteFile(name, data, perm)
 }
