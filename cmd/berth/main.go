@@ -8,11 +8,16 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/berthbuild/berth/pkg/berth"
 	"github.com/berthbuild/berth/pkg/cli"
 )
 
 func main() {
+	// BuildKit's client libraries log through logrus; their warnings
+	// (e.g. "failed check for fsverity support") are not the user's business.
+	logrus.SetLevel(logrus.ErrorLevel)
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(berth.GCPercent)
 	}
