@@ -297,9 +297,13 @@ type builder struct {
 	outDir             string
 	cacheDir           string
 
-	mu      sync.Mutex
-	failed  map[string]*failure // vertex digest → failure, from progress
-	results []*serviceImage
+	mu       sync.Mutex
+	failed   map[string]*failure // vertex digest → failure, from progress
+	seenLogs map[string]bool
+	// runcLogAt is the size of the engine's runc log when the build
+	// started: only what this build appended is shown.
+	runcLogAt int64
+	results   []*serviceImage
 
 	loaded         []string
 	dockerArchives []string
@@ -329,6 +333,9 @@ func (b *builder) marshal(ctx context.Context, st llb.State) (*llb.Definition, e
 }
 
 func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
+	if st, err := os.Stat(b.eng.RuncLog); err == nil {
+		b.runcLogAt = st.Size()
+	}
 	mode := progressui.DisplayMode(b.o.Progress)
 	if mode == "" {
 		mode = progressui.AutoMode
@@ -455,6 +462,15 @@ func (b *builder) record(s *client.SolveStatus) {
 		}
 	}
 	for _, l := range s.Logs {
+		// A step shared by several solves reports its logs to each.
+		lk := fmt.Sprintf("%s %d %d %d", l.Vertex, l.Timestamp.UnixNano(), l.Stream, len(l.Data))
+		if b.seenLogs[lk] {
+			continue
+		}
+		if b.seenLogs == nil {
+			b.seenLogs = map[string]bool{}
+		}
+		b.seenLogs[lk] = true
 		k := l.Vertex.String()
 		f := b.failed[k]
 		if f == nil {
@@ -846,7 +862,8 @@ func (b *builder) explain(err error) error {
 	if b.eng.RuncLog != "" && strings.Contains(err.Error(), "exit code") {
 		// A step that died before running shows only "exit code: 1";
 		// runc says why.
-		if rl, rerr := os.ReadFile(b.eng.RuncLog); rerr == nil && len(rl) > 0 {
+		if rl, rerr := os.ReadFile(b.eng.RuncLog); rerr == nil && int64(len(rl)) > b.runcLogAt {
+			rl = rl[b.runcLogAt:]
 			fmt.Fprintf(&msg, "\nthe engine's runc log (%s) ends with:\n%s", b.eng.RuncLog, indent(lastLines(strings.TrimSpace(string(rl)), 5)))
 		}
 	}
