@@ -307,9 +307,10 @@ func (l *Loader) services(v cue.Value, names []string, first, workers int, out [
 	defaults := v.LookupPath(pathDefaults)
 	all := v.LookupPath(pathServices)
 	fillers := map[string]cue.Value{}
+	cands := l.inheritance(defaults)
 	for i := first; i < len(names); i += workers {
 		raw := all.LookupPath(cue.MakePath(cue.Str(names[i])))
-		out[i], errs[i] = l.service1(names[i], raw, defaults, fillers)
+		out[i], errs[i] = l.service1(names[i], raw, defaults, fillers, cands)
 	}
 }
 
@@ -319,89 +320,104 @@ func validName(n string) bool { return len(n) <= 63 && nameRe.MatchString(n) }
 
 // service1 merges defaults into one service, validates it against
 // #Service and decodes it.
-func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[string]cue.Value) (*Service, error) {
+// candidate is a value a service may inherit: from defaults (src 0) or
+// the built-in defaults (src 1), at a path inside the service.
+type candidate struct {
+	field string   // top-level service field
+	key   string   // dotted path ("limits.cpu")
+	path  cue.Path // the same, as a path
+	val   cue.Value
+	src   int
+	// scalar candidates are taken whole; the others (a struct's fields)
+	// only when the service does not set them.
+	scalar bool
+}
+
+// inheritance lists, once per project, what services can inherit, in
+// merge order: the lookups into defaults are the same for every service.
+func (l *Loader) inheritance(defaults cue.Value) (cands []candidate) {
+	srcs := [2]cue.Value{defaults, l.builtin}
+	for _, f := range serviceFields {
+		for si, src := range srcs {
+			dv := src.LookupPath(f.path)
+			if !dv.Exists() {
+				continue
+			}
+			if !f.struct_ {
+				cands = append(cands, candidate{field: f.name, key: f.name, path: f.path, val: dv, src: si, scalar: true})
+				continue
+			}
+			sub, err := dv.Fields()
+			if err != nil {
+				continue
+			}
+			for sub.Next() {
+				k := f.name + "." + sub.Selector().String()
+				if f.name == "systemd" {
+					// Sections merge directive by directive.
+					ds, err := sub.Value().Fields()
+					if err != nil {
+						continue
+					}
+					for ds.Next() {
+						cands = append(cands, candidate{field: f.name, key: k + "." + ds.Selector().String(),
+							path: cue.MakePath(cue.Str(f.name), sub.Selector(), ds.Selector()), val: ds.Value(), src: si})
+					}
+					continue
+				}
+				if f.name != "env" && f.name != "secrets" && !l.fields.LookupPath(cue.MakePath(cue.Str(f.name).Optional(), sub.Selector().Optional())).Exists() {
+					continue // unknown: reported in defaults, not copied
+				}
+				cands = append(cands, candidate{field: f.name, key: k, path: cue.MakePath(cue.Str(f.name), sub.Selector()), val: sub.Value(), src: si})
+			}
+		}
+	}
+	return cands
+}
+
+// service1 merges defaults into one service, validates it against
+// #Service and decodes it.
+func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[string]cue.Value, cands []candidate) (*Service, error) {
 	// Collect what the service inherits, then unify it with one filler
 	// value built once per distinct set of inherited fields: services of a
 	// project mostly inherit the same fields, and FillPath is costly.
 	type fill struct {
 		path cue.Path
-		key  string
 		val  cue.Value
 	}
 	var fills []fill
 	var key strings.Builder
 	origin := map[string]cue.Value{} // field → raw value it came from
 	srcs := [2]cue.Value{defaults, l.builtin}
+	has := map[string]bool{}
 	for _, f := range serviceFields {
-		sv := raw.LookupPath(f.path)
-		if f.struct_ {
-			if sv.Exists() {
-				origin[f.name] = raw
-			}
-			for si, src := range srcs {
-				dv := src.LookupPath(f.path)
-				if !dv.Exists() {
-					continue
-				}
-				if _, ok := origin[f.name]; !ok {
-					origin[f.name] = src
-				}
-				sub, err := dv.Fields()
-				if err != nil {
-					continue
-				}
-				for sub.Next() {
-					k := f.name + "." + sub.Selector().String()
-					if f.name == "systemd" {
-						// Sections merge directive by directive.
-						ds, err := sub.Value().Fields()
-						if err != nil {
-							continue
-						}
-						for ds.Next() {
-							dk := k + "." + ds.Selector().String()
-							if _, ok := origin[dk]; ok {
-								continue
-							}
-							if cur := sv.LookupPath(cue.MakePath(sub.Selector(), ds.Selector())); cur.Exists() && hasValue(cur) {
-								origin[dk] = raw
-								continue
-							}
-							origin[dk] = src
-							fills = append(fills, fill{cue.MakePath(cue.Str(f.name), sub.Selector(), ds.Selector()), dk, ds.Value()})
-							fmt.Fprintf(&key, "%d:%s;", si, dk)
-						}
-						continue
-					}
-					if f.name != "env" && f.name != "secrets" && !l.fields.LookupPath(cue.MakePath(cue.Str(f.name).Optional(), sub.Selector().Optional())).Exists() {
-						continue // unknown: reported in defaults, not copied
-					}
-					if _, ok := origin[k]; ok {
-						continue // an earlier source gave it
-					}
-					if cur := sv.LookupPath(cue.MakePath(sub.Selector())); cur.Exists() && cur.IsConcrete() {
-						origin[k] = raw
-						continue
-					}
-					origin[k] = src
-					fills = append(fills, fill{cue.MakePath(cue.Str(f.name), sub.Selector()), k, sub.Value()})
-					fmt.Fprintf(&key, "%d:%s;", si, k)
-				}
-			}
+		v := raw.LookupPath(f.path)
+		if !v.Exists() {
 			continue
 		}
-		if sv.Exists() && hasValue(sv) {
+		has[f.name] = true
+		// A struct is the service's as soon as it has one; a scalar only
+		// when it has a value (a bare constraint takes the default too).
+		if f.struct_ || hasValue(v) {
 			origin[f.name] = raw
-			continue
 		}
-		for si, src := range srcs {
-			if dv := src.LookupPath(f.path); dv.Exists() {
-				fills = append(fills, fill{f.path, f.name, dv})
-				origin[f.name] = src
-				fmt.Fprintf(&key, "%d:%s;", si, f.name)
-				break
+	}
+	for _, c := range cands {
+		if _, ok := origin[c.key]; ok {
+			continue // the service, or an earlier source, gave it
+		}
+		if !c.scalar && has[c.field] {
+			if cur := raw.LookupPath(c.path); cur.Exists() && cur.IsConcrete() {
+				origin[c.key] = raw
+				continue
 			}
 		}
+		if _, ok := origin[c.field]; !ok {
+			origin[c.field] = srcs[c.src]
+		}
+		origin[c.key] = srcs[c.src]
+		fills = append(fills, fill{c.path, c.val})
+		fmt.Fprintf(&key, "%d:%s;", c.src, c.key)
 	}
 	// The filler is cached already unified with #Service, so each service
 	// costs one unification.
