@@ -1,0 +1,102 @@
+package export
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestBundleIsReproducible(t *testing.T) {
+	dir := t.TempDir()
+	files := []File{
+		{Name: "svc", Mode: 0o755, Data: []byte("binary")},
+		{Name: "install.sh", Mode: 0o755, Data: []byte("#!/bin/sh\n")},
+		{Name: "svc.service", Mode: 0o644, Data: []byte("[Unit]\n")},
+	}
+	epoch := time.Unix(1700000000, 0)
+	a, b := filepath.Join(dir, "a.tar.gz"), filepath.Join(dir, "b.tar.gz")
+	if _, err := WriteBundle(a, files, epoch); err != nil {
+		t.Fatal(err)
+	}
+	// Other order, other time of day: same bytes.
+	rev := []File{files[2], files[0], files[1]}
+	if _, err := WriteBundle(b, rev, epoch); err != nil {
+		t.Fatal(err)
+	}
+	ba, _ := os.ReadFile(a)
+	bb, _ := os.ReadFile(b)
+	if !bytes.Equal(ba, bb) {
+		t.Fatal("the same files gave different bundles")
+	}
+	// Sorted, owned by root, stamped with the epoch.
+	zr, err := gzip.NewReader(bytes.NewReader(ba))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+		if h.Uid != 0 || h.Gid != 0 || !h.ModTime.Equal(epoch) {
+			t.Errorf("%s: uid %d gid %d mtime %v", h.Name, h.Uid, h.Gid, h.ModTime)
+		}
+	}
+	if want := []string{"install.sh", "svc", "svc.service"}; !equal(names, want) {
+		t.Errorf("entries %v, want %v", names, want)
+	}
+	// Up to date: not written again. Changed: written.
+	if wrote, err := WriteBundle(a, files, epoch); err != nil || wrote {
+		t.Errorf("an up-to-date bundle was rewritten (%v, %v)", wrote, err)
+	}
+	files[0].Data = []byte("binary v2")
+	if wrote, err := WriteBundle(a, files, epoch); err != nil || !wrote {
+		t.Errorf("a changed bundle was not rewritten (%v, %v)", wrote, err)
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestReplaceDir(t *testing.T) {
+	root := t.TempDir()
+	dest := filepath.Join(root, "out")
+	for i, content := range []string{"one", "two"} {
+		tmp, err := TempDir(dest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(tmp, "f"), []byte(content), 0o644)
+		if err := ReplaceDir(tmp, dest); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(filepath.Join(dest, "f"))
+		if string(b) != content {
+			t.Fatalf("round %d: %q", i, b)
+		}
+	}
+	ents, _ := os.ReadDir(root)
+	if len(ents) != 1 {
+		t.Errorf("left behind next to the output: %v", ents)
+	}
+}
