@@ -381,8 +381,10 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 			return nil, err
 		}
 		temps = append(temps, binTmp)
-		ch := newStatus()
-		eg.Go(func() error { return b.buildBinaries(ectx, binTmp, ch) })
+		if b.needsBinarySolve() {
+			ch := newStatus()
+			eg.Go(func() error { return b.buildBinaries(ectx, binTmp, ch) })
+		}
 	}
 	for _, s := range b.proj.Plan.Services {
 		imgs := b.images(s)
@@ -404,6 +406,10 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 	}
 	err = eg.Wait()
 	tracerFrom(ctx).mark("solve and export")
+	if err == nil && binTmp != "" {
+		err = b.binariesFromImages(binTmp)
+		tracerFrom(ctx).mark("binaries from images")
+	}
 	if err == nil && (b.o.Load || b.o.DockerArchive) && !b.eng.NoOCIExporter {
 		err = b.dockerImages(ctx, newStatus)
 	}
@@ -423,6 +429,25 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 func (b *builder) outDir0() string {
 	_ = os.MkdirAll(b.outDir, 0o755)
 	return b.outDir
+}
+
+// fromImage reports whether a target's binary is taken from its image's
+// layer in the persistent OCI store: content-addressed, so an unchanged
+// binary costs nothing to export again. Binary-only targets, and builds
+// that export a cache (whose export lives on the solve that builds every
+// binary), use a local export.
+func (b *builder) fromImage(t llbgen.Target) bool {
+	return t.Image != nil && !b.eng.NoOCIExporter && len(b.cacheTo) == 0
+}
+
+// needsBinarySolve reports whether some binary is not taken from an image.
+func (b *builder) needsBinarySolve() bool {
+	for _, t := range b.graph.Targets {
+		if t.Plan.Outputs.Binary && !b.fromImage(t) {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *builder) hasBinaries() bool {
@@ -506,7 +531,7 @@ func (b *builder) buildBinaries(ctx context.Context, dir string, ch chan *client
 	epoch := time.Unix(b.proj.Plan.SourceDateEpoch, 0).UTC()
 	var parts []llb.State
 	for _, t := range b.graph.Targets {
-		if !t.Plan.Outputs.Binary {
+		if !t.Plan.Outputs.Binary || b.fromImage(t) {
 			continue
 		}
 		dst := "/" + t.Plan.Service + "/" + strings.ReplaceAll(t.Plan.Platform, "/", "_") + "/" + t.Plan.BinaryName

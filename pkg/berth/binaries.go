@@ -1,0 +1,139 @@
+package berth
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berthbuild/berth/pkg/export"
+	"github.com/berthbuild/berth/pkg/llbgen"
+)
+
+// binariesFromImages puts into dir, as <service>/<os_arch>/<binary>, the
+// binary of every target taken from its image: the last layer of the
+// platform's manifest in the service's OCI store. Extracted binaries are
+// kept by layer digest, so a layer seen before costs a hard link.
+func (b *builder) binariesFromImages(dir string) error {
+	for _, si := range b.results {
+		var targets []llbgen.Target
+		for _, t := range b.images(si.service) {
+			if t.Plan.Outputs.Binary && b.fromImage(t) {
+				targets = append(targets, t)
+			}
+		}
+		if len(targets) == 0 {
+			continue
+		}
+		raw, err := base64.StdEncoding.DecodeString(si.desc)
+		if err != nil {
+			return fmt.Errorf("%s: exporter gave no image descriptor", si.service)
+		}
+		top, err := export.ReadDescriptor(raw)
+		if err != nil {
+			return err
+		}
+		var idx ocispecs.Index
+		if err := readBlob(si.store, top, &idx); err != nil {
+			return err
+		}
+		for _, t := range targets {
+			var man *ocispecs.Descriptor
+			for i, m := range idx.Manifests {
+				if m.Platform != nil && m.Platform.OS == t.Image.Platform.OS && m.Platform.Architecture == t.Image.Platform.Architecture && m.Platform.Variant == t.Image.Platform.Variant {
+					man = &idx.Manifests[i]
+				}
+			}
+			if man == nil {
+				return fmt.Errorf("%s: the exported index has no %s image", t.Plan.Service, t.Plan.Platform)
+			}
+			var m ocispecs.Manifest
+			if err := readBlob(si.store, *man, &m); err != nil {
+				return err
+			}
+			if len(m.Layers) == 0 {
+				return fmt.Errorf("%s (%s): image without layers", t.Plan.Service, t.Plan.Platform)
+			}
+			layer := m.Layers[len(m.Layers)-1]
+			bin, err := b.extracted(si.store, layer, t.Plan.BinaryName)
+			if err != nil {
+				return fmt.Errorf("%s (%s): %w", t.Plan.Service, t.Plan.Platform, err)
+			}
+			dst := filepath.Join(dir, t.Plan.Service, strings.ReplaceAll(t.Plan.Platform, "/", "_"), t.Plan.BinaryName)
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			if err := os.Link(bin, dst); err != nil {
+				data, rerr := os.ReadFile(bin)
+				if rerr != nil {
+					return rerr
+				}
+				if err := os.WriteFile(dst, data, 0o755); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func blobPath(store string, d ocispecs.Descriptor) string {
+	return filepath.Join(store, "blobs", d.Digest.Algorithm().String(), d.Digest.Encoded())
+}
+
+func readBlob(store string, d ocispecs.Descriptor, v any) error {
+	data, err := os.ReadFile(blobPath(store, d))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+// extracted returns the binary of a layer, extracting it once into the
+// cache, named by the layer's digest.
+func (b *builder) extracted(store string, layer ocispecs.Descriptor, name string) (string, error) {
+	dst := filepath.Join(b.cacheDir, "binaries", layer.Digest.Encoded(), name)
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	f, err := os.Open(blobPath(store, layer))
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if strings.Contains(layer.MediaType, "gzip") {
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return "", err
+		}
+		r = zr
+	}
+	want := strings.TrimPrefix(llbgen.BinDir, "/") + "/" + name
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("the image's last layer has no %s", want)
+		}
+		if err != nil {
+			return "", err
+		}
+		if strings.TrimPrefix(h.Name, "./") != want {
+			continue
+		}
+		err = export.WriteFileFrom(dst, 0o755, func(w io.Writer) error {
+			_, err := io.Copy(w, tr)
+			return err
+		})
+		return dst, err
+	}
+}
