@@ -42,8 +42,11 @@ demo: build deps
 	@echo "  systemd:      examples/monorepo/dist/systemd/<service>.service"
 	@echo "  bundles:      examples/monorepo/dist/bundle/"
 
+# Go benchmarks, then the harness (bench/): berth against the host's go build
+# and a hand-written Dockerfile on the same BuildKit; writes BENCHMARKS.md.
 bench: build deps
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+	$(GO) run ./bench -n 8 -runs 3 -out BENCHMARKS.md
 
 lint:
 	@out=$$(gofmt -l cmd pkg schemas); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -1,0 +1,260 @@
+package main
+
+// berth runs as users run it: `bin/berth build DIR --progress rawjson` in
+// a process of its own (so its RSS is its own), with BERTH_TRACE=1 for the
+// per-phase timings, on the embedded engine kept in a state directory of
+// the benchmark's.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/buildkit/client"
+
+	"github.com/berthbuild/berth/pkg/engine"
+)
+
+type berthRunner struct {
+	bin       string // bin/berth
+	buildkitd string
+	stateHome string // XDG_STATE_HOME: the engine lives under it
+	cacheHome string // XDG_CACHE_HOME: go list cache, toolchain copy, OCI stores
+	proj      *project
+}
+
+func (b *berthRunner) engineOpts() engine.Options {
+	return engine.Options{StateDir: filepath.Join(b.stateHome, "berth"), Buildkitd: b.buildkitd}
+}
+
+func (b *berthRunner) daemon() daemonPID {
+	p, err := engine.EnginePaths(b.engineOpts())
+	if err != nil {
+		return func() int { return 0 }
+	}
+	return pidFromFile(p.PID)
+}
+
+// resetEngine stops the engine and deletes its state: the next build
+// starts a daemon on an empty root, as on a fresh machine.
+func resetEngine(ctx context.Context, o engine.Options) error {
+	if _, err := engine.Stop(ctx, o); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(o.StateDir); err != nil {
+		return fmt.Errorf("delete the engine state %s: %w", o.StateDir, err)
+	}
+	return nil
+}
+
+// phase is one BERTH_TRACE line.
+type phase struct {
+	Name    string
+	Seconds float64
+}
+
+// vertexTime is a step that ran, with how long it took.
+type vertexTime struct {
+	Name    string
+	Seconds float64
+}
+
+// buildRun is what a berth build reported besides its measurements.
+type buildRun struct {
+	Phases     []phase
+	Recompiled []string // "<service> (<platform>)" of go build steps that ran
+	Top        []vertexTime
+	Stdout     string
+}
+
+var traceLine = regexp.MustCompile(`^berth: trace (.+?)\s+([0-9.]+)s \(total [0-9.]+s\)$`)
+
+// build runs one berth build of the project.
+func (b *berthRunner) build(ctx context.Context) (sample, *buildRun, error) {
+	cmd := exec.CommandContext(ctx, b.bin, "build", b.proj.Dir, "--progress", "rawjson")
+	cmd.Env = append(os.Environ(),
+		"XDG_STATE_HOME="+b.stateHome,
+		"XDG_CACHE_HOME="+b.cacheHome,
+		"BERTH_BUILDKITD="+b.buildkitd,
+		"BERTH_TRACE=1",
+	)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	s, err := runMeasured(cmd, b.daemon())
+	run := parseBuildOutput(stderr.Bytes())
+	run.Stdout = stdout.String()
+	if err != nil {
+		return s, run, fmt.Errorf("berth build: %v\n%s", err, lastLines(nonJSON(stderr.Bytes()), 40))
+	}
+	s.Rebuilt = len(run.Recompiled)
+	return s, run, nil
+}
+
+// parseBuildOutput reads the rawjson progress and the trace lines.
+func parseBuildOutput(stderr []byte) *buildRun {
+	run := &buildRun{}
+	vs := map[string]*client.Vertex{}
+	sc := bufio.NewScanner(bytes.NewReader(stderr))
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if m := traceLine.FindSubmatch(line); m != nil {
+			sec, _ := strconv.ParseFloat(string(m[2]), 64)
+			run.Phases = append(run.Phases, phase{Name: string(m[1]), Seconds: sec})
+			continue
+		}
+		if len(line) == 0 || line[0] != '{' {
+			continue
+		}
+		var st client.SolveStatus
+		if json.Unmarshal(line, &st) != nil {
+			continue
+		}
+		mergeVertices(vs, st.Vertexes)
+	}
+	ran := ranVertices(vs)
+	seen := map[string]bool{}
+	for _, v := range ran {
+		if svc, ok := strings.CutPrefix(v.Name, "[berth] go build "); ok && !strings.HasPrefix(svc, "std ") && !seen[svc] {
+			seen[svc] = true
+			run.Recompiled = append(run.Recompiled, svc)
+		}
+	}
+	sort.Strings(run.Recompiled)
+	run.Top = topVertices(ran, 6)
+	return run
+}
+
+// mergeVertices keeps the latest state of each vertex.
+func mergeVertices(vs map[string]*client.Vertex, updates []*client.Vertex) {
+	for _, v := range updates {
+		k := v.Digest.String()
+		old := vs[k]
+		if old == nil {
+			c := *v
+			vs[k] = &c
+			continue
+		}
+		if v.Name != "" {
+			old.Name = v.Name
+		}
+		if v.Started != nil && (old.Started == nil || v.Started.Before(*old.Started)) {
+			old.Started = v.Started
+		}
+		if v.Completed != nil {
+			old.Completed = v.Completed
+		}
+		old.Cached = old.Cached || v.Cached
+		if v.Error != "" {
+			old.Error = v.Error
+		}
+	}
+}
+
+// ranVertices are the steps that completed without the cache.
+func ranVertices(vs map[string]*client.Vertex) []*client.Vertex {
+	var out []*client.Vertex
+	for _, v := range vs {
+		if v.Completed != nil && !v.Cached && v.Error == "" {
+			out = append(out, v)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func topVertices(vs []*client.Vertex, n int) []vertexTime {
+	var out []vertexTime
+	for _, v := range vs {
+		if v.Started == nil || v.Completed == nil {
+			continue
+		}
+		out = append(out, vertexTime{Name: v.Name, Seconds: v.Completed.Sub(*v.Started).Seconds()})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Seconds > out[j].Seconds })
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+func nonJSON(b []byte) string {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, "{") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// checkRecompiled compares the go build steps that ran with the targets
+// expected to: every target when cold, none when warm, the changed
+// service's when one changed.
+func checkRecompiled(got []string, want []string) string {
+	g := strings.Join(got, ", ")
+	w := strings.Join(want, ", ")
+	if g == w {
+		return ""
+	}
+	if g == "" {
+		g = "none"
+	}
+	if w == "" {
+		w = "none"
+	}
+	return fmt.Sprintf("recompiled %s; expected %s", g, w)
+}
+
+// targetsOf names the go build steps of services on the platforms.
+func targetsOf(services, platforms []string) []string {
+	var out []string
+	for _, s := range services {
+		for _, p := range platforms {
+			out = append(out, s+" ("+p+")")
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// medianPhases is the median of each trace phase over runs.
+func medianPhases(runs []*buildRun) []phase {
+	var order []string
+	vals := map[string][]time.Duration{}
+	for _, r := range runs {
+		if r == nil {
+			continue
+		}
+		for _, p := range r.Phases {
+			if _, ok := vals[p.Name]; !ok {
+				order = append(order, p.Name)
+			}
+			vals[p.Name] = append(vals[p.Name], time.Duration(p.Seconds*float64(time.Second)))
+		}
+	}
+	var out []phase
+	for _, n := range order {
+		out = append(out, phase{Name: n, Seconds: medianDur(vals[n]).Seconds()})
+	}
+	return out
+}
