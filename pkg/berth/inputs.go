@@ -88,15 +88,20 @@ func gatherInputs(ctx context.Context, configDir, outDir string, env Env) (plan.
 	if err != nil {
 		return plan.Inputs{}, nil, err
 	}
+	back, err := filepath.Rel(m.Dir, configDir)
+	if err != nil {
+		return plan.Inputs{}, nil, err
+	}
 	in := plan.Inputs{
-		ModuleDir:  filepath.ToSlash(rel),
-		ModulePath: m.Path,
-		GoVersion:  m.GoVersion,
-		GOPROXY:    env.get("GOPROXY"),
-		GOSUMDB:    env.get("GOSUMDB"),
-		GOPRIVATE:  env.get("GOPRIVATE"),
-		OutDir:     outDir,
-		ConfigDir:  configDir,
+		ConfigInModule: filepath.ToSlash(back),
+		ModuleDir:      filepath.ToSlash(rel),
+		ModulePath:     m.Path,
+		GoVersion:      m.GoVersion,
+		GOPROXY:        env.get("GOPROXY"),
+		GOSUMDB:        env.get("GOSUMDB"),
+		GOPRIVATE:      env.get("GOPRIVATE"),
+		OutDir:         outDir,
+		ConfigDir:      configDir,
 	}
 	if d, err := git(ctx, m.Dir, "describe", "--tags", "--match", "v[0-9]*"); err == nil {
 		in.GitVersion = strings.TrimPrefix(d, "v")

@@ -38,6 +38,9 @@ type Inputs struct {
 	// ConfigDir is the absolute config directory: source positions in the
 	// plan are relative to it, so a plan is the same on every machine.
 	ConfigDir string
+	// ConfigInModule is the config directory relative to the module root
+	// ("." when they are the same), so that Command runs from the root.
+	ConfigInModule string
 }
 
 // Plan is the resolved project. Its JSON form is berth's stable `plan
@@ -329,8 +332,13 @@ func target(pl *Plan, in Inputs, s *config.Service, pf config.Platform, ldflags 
 	if t.Outputs.Systemd {
 		t.Paths.Unit = path.Join(pl.OutDir, "systemd", s.Name+".service")
 	}
+	// The command runs from the module root, where main is relative to.
+	out := bin
+	if !path.IsAbs(out) {
+		out = path.Join(firstNonEmpty(in.ConfigInModule, "."), bin)
+	}
 	t.Command = append([]string{"go", "build"}, t.BuildFlags...)
-	t.Command = append(t.Command, "-o", bin, s.Main)
+	t.Command = append(t.Command, "-o", out, s.Main)
 	return t
 }
 
