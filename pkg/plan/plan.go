@@ -309,13 +309,19 @@ func target(pl *Plan, in Inputs, s *config.Service, pf config.Platform, ldflags 
 		t.Ports = append(t.Ports, p.String())
 	}
 
-	t.Labels = []Label{
+	// Labels without a value (no revision outside git) are left out.
+	t.Labels = []Label{}
+	for _, l := range []Label{
 		{"org.opencontainers.image.created", pl.Created},
 		{"org.opencontainers.image.description", t.Description},
 		{"org.opencontainers.image.revision", pl.Revision},
 		{"org.opencontainers.image.source", pl.Module.Path},
 		{"org.opencontainers.image.title", s.Name},
 		{"org.opencontainers.image.version", pl.Version},
+	} {
+		if l.Value != "" {
+			t.Labels = append(t.Labels, l)
+		}
 	}
 
 	bin := path.Join(pl.OutDir, "bin", s.Name, pf.Dir(), t.BinaryName)
