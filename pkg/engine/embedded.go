@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -260,9 +261,18 @@ func start(ctx context.Context, o Options, p Paths) error {
 		"--containerd-worker=false",
 		"--oci-worker-gc=true",
 	}
-	if o.Config != "" {
-		args = append(args, "--config", o.Config)
+	cfg := o.Config
+	if cfg == "" {
+		// BuildKit runs every ready step at once by default: hundreds of
+		// go builds of a large project would each take cores and memory
+		// at the same time. A few per core keep the machine usable.
+		cfg = filepath.Join(p.Dir, "buildkitd.toml")
+		toml := fmt.Sprintf("# Written by berth for its embedded engine.\n[worker.oci]\n  max-parallelism = %d\n", 2*runtime.NumCPU())
+		if err := os.WriteFile(cfg, []byte(toml), 0o600); err != nil {
+			return err
+		}
 	}
+	args = append(args, "--config", cfg)
 	name := bin
 	var env []string
 	if p.Rootless {
