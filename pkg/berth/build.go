@@ -437,7 +437,9 @@ func (b *builder) outDir0() string {
 // that export a cache (whose export lives on the solve that builds every
 // binary), use a local export.
 func (b *builder) fromImage(t llbgen.Target) bool {
-	return t.Image != nil && !b.eng.NoOCIExporter && len(b.cacheTo) == 0
+	// With a cache export or import, the build keeps the shape that
+	// exports the cache, so an import meets the same solve.
+	return t.Image != nil && !b.eng.NoOCIExporter && len(b.cacheTo) == 0 && len(b.cacheFrom) == 0
 }
 
 // needsBinarySolve reports whether some binary is not taken from an image.
