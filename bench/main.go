@@ -130,6 +130,7 @@ func run(ctx context.Context, c config) error {
 	}
 
 	res := newResults(c, started, repo, bk)
+	res.berthVersion = cmdOut(repo, "git", "describe", "--tags", "--always", "--dirty")
 	proj := &project{Dir: filepath.Join(c.work, "proj"), Deps: c.deps}
 	dfDir := filepath.Join(c.work, "dockerfiles")
 	stateHome := filepath.Join(c.work, "state")
@@ -211,6 +212,11 @@ func run(ctx context.Context, c config) error {
 				s, run, err := br.build(ctx)
 				if err != nil {
 					return err
+				}
+				if p, err := engine.EnginePaths(engOpts); err == nil && res.engineConfig == "" {
+					if b, err := os.ReadFile(filepath.Join(p.Dir, "buildkitd.toml")); err == nil {
+						res.engineConfig = string(b)
+					}
 				}
 				s.Note = checkRecompiled(run.Recompiled, want)
 				log.Printf("run %d berth %-8s %6.2fs, %d go builds ran %s", r+1, cs, s.Wall.Seconds(), s.Rebuilt, s.Note)

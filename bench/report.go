@@ -35,6 +35,8 @@ type results struct {
 	started, finished   time.Time
 	repo, buildkitd     string
 	builderRef          string
+	berthVersion        string // git describe when the run started
+	engineConfig        string // the buildkitd.toml berth wrote, if any
 	proj                *project
 	samples             map[string]map[caseName]series
 	berthRuns           map[caseName][]*buildRun
@@ -220,8 +222,14 @@ func (r *results) goals() []goal {
 		g.measured = fmt.Sprintf("%s s, %s MB (load + plan %s s, LLB generate + marshal %s s, process start included); `berth plan` alone %s s, %s MB",
 			secs(l.Wall), mb(l.ClientRSS), secs(medianDur(planS)), secs(medianDur(llbS)), secs(s.Plan.median().Wall), mb(s.Plan.median().ClientRSS))
 		if !g.met {
-			g.why = fmt.Sprintf("Of the %s s, loading, validating and planning the CUE takes %s s and the LLB %s s; `berth plan` (no LLB) alone peaks at %s MB. The CPU and allocation profiles of this run are in the Scale section.",
-				secs(l.Wall), secs(medianDur(planS)), secs(medianDur(llbS)), mb(s.Plan.median().ClientRSS))
+			var defMB, perImageKB float64
+			if len(s.LLB) > 0 && s.LLB[0].Images > 0 {
+				defMB = float64(s.LLB[0].DefBytes) / (1 << 20)
+				perImageKB = float64(s.LLB[0].DefBytes) / float64(s.LLB[0].Images) / 1024
+			}
+			g.why = fmt.Sprintf("Of the %s s, loading, validating and planning the CUE takes %s s and the LLB %s s; `berth plan` (no LLB) alone peaks at %s MB, so the memory is the LLB's: "+
+				"each image's graph is marshalled on its own, %.0f MB of definitions in all, %.0f KB per image. The CPU and allocation profiles of this run are in the Scale section.",
+				secs(l.Wall), secs(medianDur(planS)), secs(medianDur(llbS)), mb(s.Plan.median().ClientRSS), defMB, perImageKB)
 		}
 	}
 	gs = append(gs, g)
@@ -277,7 +285,11 @@ func (r *results) report(table string) (string, error) {
 	fmt.Fprintf(&b, "- **Machine:** %s\n", machine())
 	fmt.Fprintf(&b, "- **Go:** %s\n", cmdOut(r.repo, "go", "version"))
 	fmt.Fprintf(&b, "- **BuildKit:** %s (go.mod; the daemon, %s, is built from that module and reports `%s`)\n", cmdOut(r.repo, "go", "list", "-m", "-f", "{{.Version}}", "github.com/moby/buildkit"), r.buildkitd, cmdOut(r.repo, r.buildkitd, "--version"))
-	fmt.Fprintf(&b, "- **berth:** %s\n", cmdOut(r.repo, "git", "describe", "--tags", "--always", "--dirty"))
+	bv := r.berthVersion
+	if bv == "" {
+		bv = cmdOut(r.repo, "git", "describe", "--tags", "--always", "--dirty")
+	}
+	fmt.Fprintf(&b, "- **berth:** %s (bin/berth built from this tree when the run started)\n", bv)
 	deps := "standard library only"
 	if c.deps {
 		var ds []string
@@ -293,12 +305,23 @@ func (r *results) report(table string) (string, error) {
 
 	b.WriteString("## Results\n\n")
 	b.WriteString(table)
-	b.WriteString("\nWall times of every run, in order (s):\n\n| path | case | runs |\n| --- | --- | --- |\n")
+	b.WriteString("\nWall times of every run, in order (s), with the ratio to the floor's run of the same round:\n\n| path | case | runs |\n| --- | --- | --- |\n")
 	for _, p := range paths {
 		for _, cs := range cases {
-			if ss := r.samples[p][cs]; len(ss) > 0 {
-				fmt.Fprintf(&b, "| %s | %s | %s |\n", p, caseTitle[cs], ss.walls())
+			ss := r.samples[p][cs]
+			if len(ss) == 0 {
+				continue
 			}
+			fl := r.samples["floor"][cs]
+			var cells []string
+			for i, s := range ss {
+				c := secs(s.Wall)
+				if p != "floor" && i < len(fl) && fl[i].Wall > 0 {
+					c += fmt.Sprintf(" (%.2f×)", s.Wall.Seconds()/fl[i].Wall.Seconds())
+				}
+				cells = append(cells, c)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", p, caseTitle[cs], strings.Join(cells, ", "))
 		}
 	}
 	if n := r.samples["berth"][changed]; len(n) > 0 {
@@ -437,7 +460,14 @@ func (r *results) scaleSection() string {
 	fmt.Fprintf(&b, "- plan + LLB (a process: the same, then generate the graph and marshal the binaries' graph and each of the %d images' graphs, as `berth build`'s solves do: %d ops, %.1f MB of marshalled definitions, %.0f KB per image): %s s, peak RSS %s MB\n\n",
 		st.Images, st.Ops, float64(st.DefBytes)/(1<<20), float64(perImage)/1024, secs(l.Wall), mb(l.ClientRSS))
 	if s.Profile != "" {
-		fmt.Fprintf(&b, "Profile of one more plan + LLB run of the %d-service project (`go tool pprof -top -cum`):\n\n```\n%s```\n\n", s.Services, s.Profile)
+		var keep []string
+		for _, l := range strings.Split(s.Profile, "\n") {
+			if strings.HasPrefix(l, "File:") || strings.HasPrefix(l, "Build ID:") || strings.HasPrefix(l, "Time:") {
+				continue
+			}
+			keep = append(keep, l)
+		}
+		fmt.Fprintf(&b, "Profile of one more plan + LLB run of the %d-service project (`go tool pprof -top -cum`):\n\n```\n%s```\n\n", s.Services, strings.Join(keep, "\n"))
 	}
 	if s.GoBenchErr != "" {
 		fmt.Fprintf(&b, "Go benchmarks failed:\n\n```\n%s```\n\n", s.GoBenchErr)
@@ -505,7 +535,7 @@ so that service's binary changes).
 - **floor**: the host's go build, one invocation per platform (`+"`CGO_ENABLED=0 GOOS=… GOARCH=… go build -trimpath -ldflags=\"-s -w -buildid=\" -o out/<os>_<arch>/ ./cmd/...`"+`),
   cold = empty GOCACHE (and GOMODCACHE), no images. Its wall time is the two invocations' sum.
 - **berth**: `+"`bin/berth build DIR --progress rawjson`"+` with BERTH_TRACE=1 as a subprocess, on the embedded engine
-  (buildkitd %s, runc) in the benchmark's own state directory; cold = the engine stopped and its state deleted
+  (%s built from BuildKit %s, runc) in the benchmark's own state directory; cold = the engine stopped and its state deleted
   (so the run includes starting buildkitd and sending it the toolchain) and an empty berth cache dir (go list
   cache, OCI stores); it writes everything berth build writes by default (OCI layout, binaries, Dockerfiles,
   systemd units, bundles). The go build steps that ran are read from the rawjson progress: vertices named
@@ -518,6 +548,7 @@ so that service's binary changes).
   exporting a multi-platform OCI tarball, from a client process of its own; cold = fresh engine state, so it pulls
   the builder image; reproducible timestamps (SOURCE_DATE_EPOCH, rewrite-timestamp) %s.
 
+%s
 Memory: **client peak RSS** is the kernel's maxrss of the command (the largest single process among it and its
 waited-for children: go build → compile/link for the floor; berth → go list for berth); **buildkitd RSS** is the
 daemon's own RSS, sampled every %s (VmRSS, since VmHWM of a daemon that outlives runs would carry earlier peaks);
@@ -528,7 +559,7 @@ OCI layout and from the Dockerfile path's OCI tarball; the binaries inside are c
 
 The hand-written Dockerfile (for one service):
 
-`+"```dockerfile\n%s```\n", c.n, r.changedName(), cmdOut(r.repo, r.buildkitd, "--version"), goVersion, strings.Join(platforms, ","), map[bool]string{true: "on (-df-repro)", false: "off (the Dockerfile as users write it; -df-repro turns them on)"}[c.dfRepro], sampleEvery, r.dockerfileExample())
+`+"```dockerfile\n%s```\n", c.n, r.changedName(), r.buildkitd, cmdOut(r.repo, "go", "list", "-m", "-f", "{{.Version}}", "github.com/moby/buildkit"), goVersion, strings.Join(platforms, ","), map[bool]string{true: "on (-df-repro)", false: "off (the Dockerfile as users write it; -df-repro turns them on)"}[c.dfRepro], r.engineNote(), sampleEvery, r.dockerfileExample())
 	return b.String()
 }
 
@@ -607,6 +638,8 @@ type saved struct {
 	Started, Finished   time.Time
 	Repo, Buildkitd     string
 	BuilderRef          string
+	BerthVersion        string
+	EngineConfig        string
 	ProjectDir          string
 	Services            []string
 	Changes             int
@@ -622,6 +655,7 @@ func (r *results) save(path string) error {
 	s := saved{
 		N: r.cfg.n, Runs: r.cfg.runs, Scale: r.cfg.scale, Deps: r.cfg.deps, DFRepro: r.cfg.dfRepro,
 		Started: r.started, Finished: r.finished, Repo: r.repo, Buildkitd: r.buildkitd, BuilderRef: r.builderRef,
+		BerthVersion: r.berthVersion, EngineConfig: r.engineConfig,
 		Samples: r.samples, BerthRuns: r.berthRuns, DFRuns: r.dfRuns,
 		ImgService: r.imgService, BerthImage: r.berthImage, DFImage: r.dfImage, ScaleResult: r.scale,
 	}
@@ -645,7 +679,7 @@ func loadResults(path string) (*results, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	r := newResults(config{n: s.N, runs: s.Runs, scale: s.Scale, deps: s.Deps, dfRepro: s.DFRepro}, s.Started, s.Repo, s.Buildkitd)
-	r.finished, r.builderRef = s.Finished, s.BuilderRef
+	r.finished, r.builderRef, r.berthVersion, r.engineConfig = s.Finished, s.BuilderRef, s.BerthVersion, s.EngineConfig
 	if s.Samples != nil {
 		r.samples = s.Samples
 	}
@@ -660,4 +694,19 @@ func loadResults(path string) (*results, error) {
 		r.proj = &project{Dir: s.ProjectDir, Services: s.Services, Deps: s.Deps, changes: s.Changes}
 	}
 	return r, nil
+}
+
+// engineNote says how the shared engine was configured: its settings
+// (such as how many steps run at once) apply to both BuildKit paths.
+func (r *results) engineNote() string {
+	if strings.TrimSpace(r.engineConfig) == "" {
+		return "Both BuildKit paths run on the daemon berth's pkg/engine starts, with its default settings.\n"
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(r.engineConfig), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, "`"+l+"`")
+		}
+	}
+	return "Both BuildKit paths run on the daemon berth's pkg/engine starts, with the buildkitd.toml berth wrote for it: " + strings.Join(lines, " ") + " (so at most that many steps run at once, on either path).\n"
 }
