@@ -58,7 +58,7 @@ func (b *builder) dockerImages(ctx context.Context, newStatus func() chan *clien
 			pf := t.Plan.Platform
 			if b.o.DockerArchive {
 				path := filepath.Join(b.outDir, "archives", fmt.Sprintf("%s_%s_%s.docker.tar", si.service, plan.ImageTag(b.proj.Plan.Version), strings.ReplaceAll(pf, "/", "_")))
-				if err := b.dockerArchive(ctx, si, t, archiveWriter(path), newStatus()); err != nil {
+				if err := b.dockerArchive(ctx, si, t, atomicOutput(path), newStatus()); err != nil {
 					return err
 				}
 				b.dockerArchives = append(b.dockerArchives, path)

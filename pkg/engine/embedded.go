@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berthbuild/berth/pkg/export"
 	"github.com/moby/buildkit/client"
-	"golang.org/x/sys/unix"
 )
 
 // Paths of the embedded engine inside the state directory.
@@ -86,31 +86,6 @@ func EnginePaths(o Options) (Paths, error) {
 	return p, nil
 }
 
-// lock takes the engine's lock file, so that concurrent berth runs start
-// at most one daemon and never stop one another's start.
-func lock(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for the engine lock %s: %w", path, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
 func connectEmbedded(ctx context.Context, o Options) (*Engine, error) {
 	p, err := EnginePaths(o)
 	if err != nil {
@@ -123,7 +98,7 @@ func connectEmbedded(ctx context.Context, o Options) (*Engine, error) {
 	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	unlock, err := lock(ctx, p.Lock)
+	unlock, err := export.Lock(ctx, p.Lock)
 	if err != nil {
 		return nil, err
 	}
@@ -435,7 +410,7 @@ func Stop(ctx context.Context, o Options) (bool, error) {
 	if _, err := os.Stat(p.Dir); err != nil {
 		return false, nil
 	}
-	unlock, err := lock(ctx, p.Lock)
+	unlock, err := export.Lock(ctx, p.Lock)
 	if err != nil {
 		return false, err
 	}

@@ -2,15 +2,14 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client"
+
 	// Connection helpers register their URL schemes.
 	_ "github.com/moby/buildkit/client/connhelper/dockercontainer"
 	_ "github.com/moby/buildkit/client/connhelper/kubepod"
@@ -136,10 +135,4 @@ func StateDir(o Options) (string, error) {
 		return "", fmt.Errorf("no state directory: set XDG_STATE_HOME or HOME: %w", err)
 	}
 	return filepath.Join(home, ".local", "state", "berth"), nil
-}
-
-// IsEngineError reports whether err came from losing the engine: the
-// connection dropped or the daemon went away.
-func IsEngineError(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded) || strings.Contains(strings.ToLower(fmt.Sprint(err)), "unavailable")
 }

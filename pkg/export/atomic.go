@@ -1,11 +1,13 @@
 package export
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -65,47 +67,44 @@ func WriteFile(name string, data []byte, perm os.FileMode) error {
 
 // WriteFileFrom writes a file atomically from a writer function.
 func WriteFileFrom(name string, perm os.FileMode, write func(io.Writer) error) error {
-	dir := filepath.Dir(name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp-*")
+	a, err := newAtomicFile(name, perm)
 	if err != nil {
-		return err
+		return fmt.Errorf("write %s: %w", name, err)
 	}
-	tmp := f.Name()
-	err = write(f)
-	if err == nil {
-		err = f.Sync()
+	if err := write(a); err != nil {
+		a.abort()
+		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, perm)
-	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := a.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
 }
 
 // Lock takes an exclusive lock on path (created if missing), waiting for
-// other berth processes that hold it; call the returned func to release.
-func Lock(path string) (func(), error) {
+// the other berth processes that hold it until ctx ends; call the returned
+// func to release it.
+func Lock(ctx context.Context, path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for the lock %s: %w", path, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
 }
 
 // SpaceLeft reports the bytes available to unprivileged writers in the
@@ -120,4 +119,51 @@ func SpaceLeft(path string) int64 {
 			return -1
 		}
 	}
+}
+
+// NewAtomicFile returns a file that is written next to name and renamed
+// to it by a successful Close; a failed write or sync leaves nothing.
+func NewAtomicFile(name string) (io.WriteCloser, error) {
+	return newAtomicFile(name, 0o644)
+}
+
+func newAtomicFile(name string, perm os.FileMode) (*atomicFile, error) {
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	return &atomicFile{File: f, dest: name, perm: perm}, nil
+}
+
+type atomicFile struct {
+	*os.File
+	dest string
+	perm os.FileMode
+}
+
+func (a *atomicFile) abort() {
+	a.File.Close()
+	os.Remove(a.File.Name())
+}
+
+// Close syncs, sets the mode and renames into place; on any failure the
+// temporary file is removed.
+func (a *atomicFile) Close() error {
+	err := a.File.Sync()
+	if cerr := a.File.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(a.File.Name(), a.perm)
+	}
+	if err == nil {
+		err = os.Rename(a.File.Name(), a.dest)
+	}
+	if err != nil {
+		os.Remove(a.File.Name())
+	}
+	return err
 }

@@ -1,0 +1,170 @@
+package berth
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/berthbuild/berth/pkg/export"
+	"github.com/berthbuild/berth/pkg/plan"
+	"github.com/berthbuild/berth/pkg/verify"
+)
+
+// Publishing: verified binaries, the OCI layout, archives, side outputs.
+
+// publish verifies the binaries and moves every result into place.
+func (b *builder) publish(ctx context.Context, binTmp string) (*BuildResult, error) {
+	res := &BuildResult{OutDir: b.outDir}
+	if binTmp != "" {
+		for _, t := range b.graph.Targets {
+			if !t.Plan.Outputs.Binary {
+				continue
+			}
+			p := filepath.Join(binTmp, t.Plan.Service, strings.ReplaceAll(t.Plan.Platform, "/", "_"), t.Plan.BinaryName)
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return nil, fmt.Errorf("%s (%s): binary missing from the export: %w", t.Plan.Service, t.Plan.Platform, err)
+			}
+			if err := verify.Binary(data, want(t.Plan)); err != nil {
+				return nil, fmt.Errorf("%s (%s): binary check failed: %w", t.Plan.Service, t.Plan.Platform, err)
+			}
+		}
+	}
+	if len(b.results) > 0 && !b.eng.NoOCIExporter {
+		dest := filepath.Join(b.outDir, "oci")
+		if err := b.publishLayout(dest, res); err != nil {
+			return nil, err
+		}
+		tracerFrom(ctx).mark("publish layout")
+		res.Layout = dest
+	}
+	if binTmp != "" {
+		for _, s := range b.proj.Plan.Services {
+			src := filepath.Join(binTmp, s)
+			if _, err := os.Stat(src); err != nil {
+				continue
+			}
+			if err := export.ReplaceDir(src, filepath.Join(b.outDir, "bin", s)); err != nil {
+				return nil, err
+			}
+		}
+		for _, t := range b.graph.Targets {
+			if t.Plan.Outputs.Binary {
+				res.Binaries = append(res.Binaries, filepath.Join(b.outDir, "bin", t.Plan.Service, strings.ReplaceAll(t.Plan.Platform, "/", "_"), t.Plan.BinaryName))
+			}
+		}
+		sort.Strings(res.Binaries)
+	}
+	tracerFrom(ctx).mark("publish binaries")
+	side, err := SideOutputs(b.proj)
+	if err != nil {
+		return nil, err
+	}
+	gen, err := GenProject(b.proj, false)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range gen.Files {
+		res.Generated = append(res.Generated, outPath(b.proj.Config.Dir, f))
+	}
+	if binTmp != "" {
+		if res.Bundles, err = writeBundles(b.proj, b.outDir, side); err != nil {
+			return nil, err
+		}
+		tracerFrom(ctx).mark("bundles")
+	}
+	if b.o.OCIArchive {
+		for _, si := range b.results {
+			res.Archives = append(res.Archives, filepath.Join(b.outDir, "archives", fmt.Sprintf("%s_%s.oci.tar", si.service, plan.ImageTag(b.proj.Plan.Version))))
+		}
+	}
+	res.Loaded = append(res.Loaded, b.loaded...)
+	res.Archives = append(res.Archives, b.dockerArchives...)
+	if b.eng.NoOCIExporter {
+		for _, si := range b.results {
+			res.Loaded = append(res.Loaded, si.ref)
+		}
+	}
+	if b.o.Push != "" {
+		for _, si := range b.results {
+			res.Pushed = append(res.Pushed, strings.TrimSuffix(b.o.Push, "/")+"/"+si.ref)
+		}
+	}
+	return res, nil
+}
+
+// publishLayout merges the services' stores into one OCI layout, keeping
+// the indexes of services this build did not touch, and swaps it in.
+func (b *builder) publishLayout(dest string, res *BuildResult) error {
+	tmp, err := export.TempDir(dest)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	lay, err := export.NewLayout(tmp)
+	if err != nil {
+		return err
+	}
+	built := map[string]bool{}
+	for _, si := range b.results {
+		raw, err := base64.StdEncoding.DecodeString(si.desc)
+		if err != nil {
+			return fmt.Errorf("%s: exporter gave no image descriptor", si.service)
+		}
+		desc, err := export.ReadDescriptor(raw)
+		if err != nil {
+			return err
+		}
+		if err := lay.AddStore(si.store); err != nil {
+			return err
+		}
+		lay.AddIndex(desc, si.ref)
+		built[si.service] = true
+		res.Images = append(res.Images, ImageResult{Service: si.service, Ref: si.ref, Digest: desc.Digest.String()})
+	}
+	if err := keepOthers(dest, lay, built); err != nil {
+		return err
+	}
+	if err := lay.Finish(); err != nil {
+		return err
+	}
+	return export.ReplaceDir(tmp, dest)
+}
+
+// keepOthers carries over, from an existing layout, the indexes of
+// services not rebuilt now.
+func keepOthers(dest string, lay *export.Layout, built map[string]bool) error {
+	b, err := os.ReadFile(filepath.Join(dest, "index.json"))
+	if err != nil {
+		return nil
+	}
+	var idx struct {
+		Manifests []json.RawMessage `json:"manifests"`
+	}
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil
+	}
+	kept := false
+	for _, m := range idx.Manifests {
+		d, err := export.ReadDescriptor(m)
+		if err != nil {
+			continue
+		}
+		name := d.Annotations[export.RefName]
+		svc, _, _ := strings.Cut(name, ":")
+		if built[svc] {
+			continue
+		}
+		lay.AddIndex(d, name)
+		kept = true
+	}
+	if kept {
+		return lay.AddStore(dest)
+	}
+	return nil
+}

@@ -1,0 +1,383 @@
+package berth
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/platforms"
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/util/progress/progressui"
+	"github.com/tonistiigi/fsutil"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/berthbuild/berth/pkg/engine"
+	"github.com/berthbuild/berth/pkg/export"
+	"github.com/berthbuild/berth/pkg/llbgen"
+	"github.com/berthbuild/berth/pkg/plan"
+	"github.com/berthbuild/berth/pkg/verify"
+)
+
+// Running the build: one solve for the binaries, one per service image.
+
+type builder struct {
+	o      BuildOptions
+	proj   *Project
+	eng    *engine.Engine
+	graph  *llbgen.Graph
+	stderr io.Writer
+	// secrets serves the secret values to the module download step.
+	secrets session.Attachable
+	// The solve that compiles every target exports the cache; every
+	// solve imports it.
+	cacheTo, cacheFrom []client.CacheOptionsEntry
+	mounts             map[string]fsutil.FS
+	outDir             string
+	cacheDir           string
+
+	mu       sync.Mutex
+	failed   map[string]*failure // vertex digest → failure, from progress
+	seenLogs map[string]bool
+	// runcLogAt is the size of the engine's runc log when the build
+	// started: only what this build appended is shown.
+	runcLogAt int64
+	results   []*serviceImage
+
+	loaded         []string
+	dockerArchives []string
+}
+
+type failure struct {
+	name string
+	logs []byte
+}
+
+type serviceImage struct {
+	service string
+	ref     string
+	store   string // temporary OCI store
+	desc    string // base64 descriptor
+}
+
+func (b *builder) marshal(ctx context.Context, st llb.State) (*llb.Definition, error) {
+	// A stable unique id for local sources gives every solve of this run,
+	// and later runs, the same digests: concurrent solves share steps and
+	// a warm run only walks the files again.
+	opts := []llb.ConstraintsOpt{llb.LocalUniqueID("berth:" + b.proj.Module.Dir)}
+	if b.o.NoCache {
+		opts = append(opts, llb.IgnoreCache)
+	}
+	return st.Marshal(ctx, opts...)
+}
+
+func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
+	if st, err := os.Stat(b.eng.RuncLog); err == nil {
+		b.runcLogAt = st.Size()
+	}
+	mode := progressui.DisplayMode(b.o.Progress)
+	if mode == "" {
+		mode = progressui.AutoMode
+	}
+	disp, err := progressui.NewDisplay(b.stderr, mode)
+	if err != nil {
+		return nil, fmt.Errorf("--progress %s: %w", b.o.Progress, err)
+	}
+	status := make(chan *client.SolveStatus)
+	dispDone := make(chan struct{})
+	go func() {
+		defer close(dispDone)
+		_, _ = disp.UpdateFrom(context.WithoutCancel(ctx), status)
+	}()
+	var fwd sync.WaitGroup
+	newStatus := func() chan *client.SolveStatus {
+		ch := make(chan *client.SolveStatus)
+		fwd.Add(1)
+		go func() {
+			defer fwd.Done()
+			for s := range ch {
+				b.record(s)
+				if b.o.Status != nil {
+					b.o.Status(s)
+				}
+				status <- s
+			}
+		}()
+		return ch
+	}
+
+	var temps []string
+	defer func() {
+		for _, t := range temps {
+			os.RemoveAll(t)
+		}
+	}()
+	binTmp := ""
+	eg, ectx := errgroup.WithContext(ctx)
+	if b.hasBinaries() {
+		binTmp, err = export.TempDir(filepath.Join(b.outDir, "bin"))
+		if err != nil {
+			return nil, err
+		}
+		temps = append(temps, binTmp)
+		if b.needsBinarySolve() {
+			ch := newStatus()
+			eg.Go(func() error { return b.buildBinaries(ectx, binTmp, ch) })
+		}
+	}
+	for _, s := range b.proj.Plan.Services {
+		imgs := b.images(s)
+		if len(imgs) == 0 {
+			continue
+		}
+		si := &serviceImage{service: s, ref: s + ":" + plan.ImageTag(b.proj.Plan.Version)}
+		if !b.eng.NoOCIExporter {
+			// A store that outlives the build: blobs it has already are
+			// not sent again, so a warm build exports almost nothing.
+			si.store = filepath.Join(b.cacheDir, "oci", hashKey(b.outDir), s)
+			if err := os.MkdirAll(si.store, 0o755); err != nil {
+				return nil, err
+			}
+		}
+		b.results = append(b.results, si)
+		ch := newStatus()
+		eg.Go(func() error { return b.buildImage(ectx, si, imgs, ch) })
+	}
+	err = eg.Wait()
+	tracerFrom(ctx).mark("solve and export")
+	if err == nil && binTmp != "" {
+		err = b.binariesFromImages(binTmp)
+		tracerFrom(ctx).mark("binaries from images")
+	}
+	if err == nil && (b.o.Load || b.o.DockerArchive) && !b.eng.NoOCIExporter {
+		err = b.dockerImages(ctx, newStatus)
+	}
+	fwd.Wait()
+	close(status)
+	<-dispDone
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("build canceled; nothing was written: %w", ctx.Err())
+		}
+		return nil, b.explain(err)
+	}
+	return b.publish(ctx, binTmp)
+}
+
+// fromImage reports whether a target's binary is taken from its image's
+// layer in the persistent OCI store: content-addressed, so an unchanged
+// binary costs nothing to export again. Binary-only targets, and builds
+// that export a cache (whose export lives on the solve that builds every
+// binary), use a local export.
+func (b *builder) fromImage(t llbgen.Target) bool {
+	// With a cache export or import, the build keeps the shape that
+	// exports the cache, so an import meets the same solve.
+	return t.Image != nil && !b.eng.NoOCIExporter && len(b.cacheTo) == 0 && len(b.cacheFrom) == 0
+}
+
+// needsBinarySolve reports whether some binary is not taken from an image.
+func (b *builder) needsBinarySolve() bool {
+	for _, t := range b.graph.Targets {
+		if t.Plan.Outputs.Binary && !b.fromImage(t) {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *builder) hasBinaries() bool {
+	for _, t := range b.graph.Targets {
+		if t.Plan.Outputs.Binary {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *builder) images(service string) []llbgen.Target {
+	var out []llbgen.Target
+	for _, t := range b.graph.Targets {
+		if t.Plan.Service == service && t.Image != nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func (b *builder) solveOpt(exports []client.ExportEntry) client.SolveOpt {
+	o := client.SolveOpt{
+		Exports:      exports,
+		LocalMounts:  b.mounts,
+		SharedKey:    "berth:" + b.proj.Module.Dir,
+		CacheImports: b.cacheFrom,
+		// Never nil: BuildKit's client copies cache settings into it.
+		FrontendAttrs: map[string]string{},
+		Session:       []session.Attachable{b.secrets},
+	}
+	if b.eng.Kind == engine.Docker {
+		o.AllowedEntitlements = []string{"network.host"}
+	}
+	return o
+}
+
+// buildBinaries exports every target's binary to dir as
+// <service>/<os>_<arch>[_<variant>]/<binary>.
+func (b *builder) buildBinaries(ctx context.Context, dir string, ch chan *client.SolveStatus) error {
+	epoch := time.Unix(b.proj.Plan.SourceDateEpoch, 0).UTC()
+	var parts []llb.State
+	for _, t := range b.graph.Targets {
+		if !t.Plan.Outputs.Binary || b.fromImage(t) {
+			continue
+		}
+		dst := "/" + t.Plan.Service + "/" + strings.ReplaceAll(t.Plan.Platform, "/", "_") + "/" + t.Plan.BinaryName
+		parts = append(parts, llb.Scratch().File(llb.Copy(t.Binary, "/"+t.Plan.BinaryName, dst, &llb.CopyInfo{CreateDestPath: true, CreatedTime: &epoch})))
+	}
+	st := llb.Merge(parts, llb.WithCustomName("[berth] binaries"))
+	def, err := b.marshal(ctx, st)
+	if err != nil {
+		return err
+	}
+	opt := b.solveOpt([]client.ExportEntry{{Type: client.ExporterLocal, OutputDir: dir}})
+	// This solve holds every compile step: it exports the cache.
+	opt.CacheExports = b.cacheTo
+	_, err = b.eng.Client.Solve(ctx, def, opt, ch)
+	return err
+}
+
+// buildImage builds one service's images, a ref per platform, verifies
+// each binary, and exports the multi-platform index.
+func (b *builder) buildImage(ctx context.Context, si *serviceImage, imgs []llbgen.Target, ch chan *client.SolveStatus) error {
+	pl := b.proj.Plan
+	sde := strconv.FormatInt(pl.SourceDateEpoch, 10)
+	var exports []client.ExportEntry
+	if b.eng.NoOCIExporter {
+		// The Docker engine's BuildKit stores images in the engine.
+		exports = append(exports, client.ExportEntry{Type: "moby", Attrs: map[string]string{"name": si.ref}})
+	} else {
+		exports = append(exports, client.ExportEntry{
+			Type:      client.ExporterOCI,
+			Attrs:     map[string]string{"name": si.ref, "tar": "false", "oci-mediatypes": "true", "source-date-epoch": sde},
+			OutputDir: si.store,
+		})
+		if b.o.OCIArchive {
+			path := filepath.Join(b.outDir, "archives", fmt.Sprintf("%s_%s.oci.tar", si.service, plan.ImageTag(pl.Version)))
+			exports = append(exports, client.ExportEntry{
+				Type:   client.ExporterOCI,
+				Attrs:  map[string]string{"name": si.ref, "oci-mediatypes": "true", "source-date-epoch": sde},
+				Output: atomicOutput(path),
+			})
+		}
+	}
+	if b.o.Push != "" {
+		name := strings.TrimSuffix(b.o.Push, "/") + "/" + si.ref
+		attrs := map[string]string{"name": name, "push": "true", "oci-mediatypes": "true", "source-date-epoch": sde}
+		if insecureRegistry(name) {
+			attrs["registry.insecure"] = "true"
+		}
+		exports = append(exports, client.ExportEntry{Type: client.ExporterImage, Attrs: attrs})
+	}
+	// The service's store is shared with concurrent berth runs of the
+	// same project: one export into it at a time.
+	if si.store != "" {
+		unlock, err := export.Lock(ctx, si.store+".lock")
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	resp, err := b.eng.Client.Build(ctx, b.solveOpt(exports), "berth", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
+		return b.imageResult(ctx, c, imgs)
+	}, ch)
+	if err != nil {
+		return err
+	}
+	si.desc = resp.ExporterResponse[exptypes.ExporterImageDescriptorKey]
+	return nil
+}
+
+// imageResult solves every platform of a service concurrently, storing
+// results by index so the index order never depends on timing.
+func (b *builder) imageResult(ctx context.Context, c gateway.Client, imgs []llbgen.Target) (*gateway.Result, error) {
+	res := gateway.NewResult()
+	refs := make([]gateway.Reference, len(imgs))
+	eg, ectx := errgroup.WithContext(ctx)
+	for i, t := range imgs {
+		eg.Go(func() error {
+			def, err := b.marshal(ectx, t.Image.State)
+			if err != nil {
+				return err
+			}
+			r, err := c.Solve(ectx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true})
+			if err != nil {
+				return err
+			}
+			ref, err := r.SingleRef()
+			if err != nil {
+				return err
+			}
+			// A target with a binary output is verified from that export,
+			// before anything is published; read the others here.
+			if !t.Plan.Outputs.Binary {
+				bin, err := ref.ReadFile(ectx, gateway.ReadRequest{Filename: llbgen.BinDir + "/" + t.Plan.BinaryName})
+				if err != nil {
+					return fmt.Errorf("read %s of %s (%s): %w", t.Plan.BinaryName, t.Plan.Service, t.Plan.Platform, err)
+				}
+				if err := verify.Binary(bin, want(t.Plan)); err != nil {
+					return fmt.Errorf("%s (%s): binary check failed: %w", t.Plan.Service, t.Plan.Platform, err)
+				}
+			}
+			refs[i] = ref
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	exp := exptypes.Platforms{Platforms: make([]exptypes.Platform, len(imgs))}
+	for i, t := range imgs {
+		id := platforms.Format(t.Image.Platform)
+		cfg, err := json.Marshal(t.Image.Config)
+		if err != nil {
+			return nil, err
+		}
+		res.AddRef(id, refs[i])
+		res.AddMeta(exptypes.ExporterImageConfigKey+"/"+id, cfg)
+		exp.Platforms[i] = exptypes.Platform{ID: id, Platform: t.Image.Platform}
+	}
+	pb, err := json.Marshal(exp)
+	if err != nil {
+		return nil, err
+	}
+	res.AddMeta(exptypes.ExporterPlatformsKey, pb)
+	return res, nil
+}
+
+func want(t *plan.Target) verify.Want {
+	return verify.Want{GOOS: t.GOOS, GOARCH: t.GOARCH, GOARM: t.GOARM, CGO: t.CGO}
+}
+
+// insecureRegistry allows plain http to registries on this machine only.
+func insecureRegistry(name string) bool {
+	host, _, _ := strings.Cut(name, "/")
+	h := host
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		h = host[:i]
+	}
+	return h == "localhost" || h == "127.0.0.1" || h == "[::1]"
+}
+
+// atomicOutput gives an exporter's tarball a file renamed into place when
+// the exporter closes it.
+func atomicOutput(path string) func(map[string]string) (io.WriteCloser, error) {
+	return func(map[string]string) (io.WriteCloser, error) { return export.NewAtomicFile(path) }
+}
