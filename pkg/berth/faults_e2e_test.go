@@ -47,6 +47,29 @@ func startedCompile(ch chan struct{}) func(*client.SolveStatus) {
 	}
 }
 
+// buildUntilCompiling starts a --no-cache build of dir and returns once a
+// go build step runs; the build's result arrives on the channel.
+func buildUntilCompiling(t *testing.T, ctx context.Context, dir string, eo engine.Options) chan error {
+	t.Helper()
+	started := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := Build(ctx, BuildOptions{
+			Options: Options{Dir: dir, Env: testEnv(nil)}, Engine: eo, Progress: "quiet",
+			NoCache: true, Status: startedCompile(started),
+		})
+		errc <- err
+	}()
+	select {
+	case <-started:
+	case err := <-errc:
+		t.Fatalf("build ended before compiling: %v", err)
+	case <-time.After(5 * time.Minute):
+		t.Fatal("no compile step started")
+	}
+	return errc
+}
+
 func noOutputs(t *testing.T, dir string) {
 	t.Helper()
 	for _, p := range []string{"dist/oci", "dist/bin"} {
@@ -65,22 +88,7 @@ func noOutputs(t *testing.T, dir string) {
 func TestEngineKilledMidBuild(t *testing.T) {
 	eo := privateEngine(t)
 	dir := copyTree(t, "../../examples/hello")
-	started := make(chan struct{})
-	errc := make(chan error, 1)
-	go func() {
-		_, err := Build(context.Background(), BuildOptions{
-			Options: Options{Dir: dir, Env: testEnv(nil)}, Engine: eo, Progress: "quiet",
-			NoCache: true, Status: startedCompile(started),
-		})
-		errc <- err
-	}()
-	select {
-	case <-started:
-	case err := <-errc:
-		t.Fatalf("build ended before compiling: %v", err)
-	case <-time.After(5 * time.Minute):
-		t.Fatal("no compile step started")
-	}
+	errc := buildUntilCompiling(t, context.Background(), dir, eo)
 	p, err := engine.EnginePaths(eo)
 	if err != nil {
 		t.Fatal(err)
@@ -192,24 +200,9 @@ func TestConcurrentBuilds(t *testing.T) {
 
 func TestCancel(t *testing.T) {
 	dir := copyTree(t, "../../examples/hello")
-	started := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	errc := make(chan error, 1)
-	go func() {
-		_, err := Build(ctx, BuildOptions{
-			Options: Options{Dir: dir, Env: testEnv(nil)}, Engine: testEngine(t), Progress: "quiet",
-			NoCache: true, Status: startedCompile(started),
-		})
-		errc <- err
-	}()
-	select {
-	case <-started:
-	case err := <-errc:
-		t.Fatalf("build ended before compiling: %v", err)
-	case <-time.After(5 * time.Minute):
-		t.Fatal("no compile step started")
-	}
+	errc := buildUntilCompiling(t, ctx, dir, testEngine(t))
 	t0 := time.Now()
 	cancel()
 	select {
