@@ -18,7 +18,7 @@ func asUser(t *testing.T, u *user.User, berth, dir, state string, args ...string
 	cmdArgs := []string{"--reuid=" + u.Uid, "--regid=" + u.Gid, "--init-groups", "env", "-i",
 		"PATH=" + filepath.Dir(goBinary(t)) + ":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
 		"HOME=" + u.HomeDir, "USER=" + u.Username, "LOGNAME=" + u.Username,
-		"XDG_STATE_HOME=" + state, "BERTH_BUILDKITD=" + testEngine(t).Buildkitd,
+		"XDG_STATE_HOME=" + state, "BERTH_BUILDKITD=" + filepath.Join(filepath.Dir(berth), "buildkitd"),
 		"SOURCE_DATE_EPOCH=1700000000", "GOFLAGS=-buildvcs=false",
 		berth}
 	cmd := exec.Command("setpriv", append(cmdArgs, args...)...)
@@ -67,6 +67,15 @@ func berthBinary(t *testing.T) string {
 	bin := filepath.Join(dir, "berth")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/berth").CombinedOutput(); err != nil {
 		t.Fatalf("build berth: %v %s", err, out)
+	}
+	// buildkitd goes next to it: the checkout may sit where the test user
+	// cannot reach (a 0700 temporary directory, root's home).
+	bk, err := os.ReadFile(testEngine(t).Buildkitd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "buildkitd"), bk, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
