@@ -124,7 +124,7 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 	}()
 	binTmp := ""
 	eg, ectx := errgroup.WithContext(ctx)
-	if b.hasBinaries() {
+	if b.hasBinaries() || b.cacheSolve() {
 		binTmp, err = export.TempDir(filepath.Join(b.outDir, "bin"))
 		if err != nil {
 			return nil, err
@@ -182,11 +182,22 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 func (b *builder) fromImage(t llbgen.Target) bool {
 	// With a cache export or import, the build keeps the shape that
 	// exports the cache, so an import meets the same solve.
-	return t.Image != nil && !b.eng.NoOCIExporter && len(b.cacheTo) == 0 && len(b.cacheFrom) == 0
+	return t.Image != nil && !b.eng.NoOCIExporter && !b.cacheSolve()
 }
 
-// needsBinarySolve reports whether some binary is not taken from an image.
+// cacheSolve reports whether the build exports or imports a cache: then
+// one solve holds every step of the project, so the cache it exports is
+// the whole graph, and an import meets the same graph.
+func (b *builder) cacheSolve() bool {
+	return len(b.cacheTo) > 0 || len(b.cacheFrom) > 0
+}
+
+// needsBinarySolve reports whether some binary is not taken from an image,
+// or the project's steps go into one solve for its cache.
 func (b *builder) needsBinarySolve() bool {
+	if b.cacheSolve() {
+		return true
+	}
 	for _, t := range b.graph.Targets {
 		if t.Plan.Outputs.Binary && !b.fromImage(t) {
 			return true
@@ -236,11 +247,21 @@ func (b *builder) buildBinaries(ctx context.Context, dir string, ch chan *client
 	epoch := time.Unix(b.proj.Plan.SourceDateEpoch, 0).UTC()
 	var parts []llb.State
 	for _, t := range b.graph.Targets {
-		if !t.Plan.Outputs.Binary || b.fromImage(t) {
+		if (!t.Plan.Outputs.Binary || b.fromImage(t)) && !b.cacheSolve() {
 			continue
 		}
-		dst := "/" + t.Plan.Service + "/" + strings.ReplaceAll(t.Plan.Platform, "/", "_") + "/" + t.Plan.BinaryName
-		parts = append(parts, llb.Scratch().File(llb.Copy(t.Binary, "/"+t.Plan.BinaryName, dst, &llb.CopyInfo{CreateDestPath: true, CreatedTime: &epoch})))
+		if t.Plan.Outputs.Binary {
+			dst := "/" + t.Plan.Service + "/" + strings.ReplaceAll(t.Plan.Platform, "/", "_") + "/" + t.Plan.BinaryName
+			parts = append(parts, llb.Scratch().File(llb.Copy(t.Binary, "/"+t.Plan.BinaryName, dst, &llb.CopyInfo{CreateDestPath: true, CreatedTime: &epoch})))
+		}
+		if t.Image != nil && b.cacheSolve() {
+			// Every image's steps are part of this solve, for its cache;
+			// a copy that matches no file brings them in and exports
+			// nothing.
+			parts = append(parts, llb.Scratch().File(llb.Copy(t.Image.State, "/", "/", &llb.CopyInfo{
+				IncludePatterns: []string{".berth-nothing"},
+			}), llb.WithCustomName("[berth] cache "+t.Plan.Service+" ("+t.Plan.Platform+")")))
+		}
 	}
 	st := llb.Merge(parts, llb.WithCustomName("[berth] binaries"))
 	def, err := b.marshal(ctx, st)
@@ -310,6 +331,12 @@ func (b *builder) buildImage(ctx context.Context, si *serviceImage, imgs []llbge
 func (b *builder) imageResult(ctx context.Context, c gateway.Client, imgs []llbgen.Target) (*gateway.Result, error) {
 	res := gateway.NewResult()
 	refs := make([]gateway.Reference, len(imgs))
+	// A gateway solve does not inherit the build's cache imports: each
+	// request names them, or an imported cache is never consulted.
+	imports := make([]gateway.CacheOptionsEntry, len(b.cacheFrom))
+	for i, e := range b.cacheFrom {
+		imports[i] = gateway.CacheOptionsEntry{Type: e.Type, Attrs: e.Attrs}
+	}
 	eg, ectx := errgroup.WithContext(ctx)
 	for i, t := range imgs {
 		eg.Go(func() error {
@@ -317,7 +344,7 @@ func (b *builder) imageResult(ctx context.Context, c gateway.Client, imgs []llbg
 			if err != nil {
 				return err
 			}
-			r, err := c.Solve(ectx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true})
+			r, err := c.Solve(ectx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true, CacheImports: imports})
 			if err != nil {
 				return err
 			}
