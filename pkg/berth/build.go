@@ -49,9 +49,16 @@ type BuildOptions struct {
 	// buildctl writes them: type=registry,ref=REPO[,mode=max] or
 	// type=local,dest=DIR / type=local,src=DIR.
 	CacheTo, CacheFrom []string
+	// Builders maps a platform to the BuildKit that builds it (--builder
+	// PLATFORM=ADDR), over the config's builders block; the TLS settings
+	// of Engine apply to them.
+	Builders map[string]string
 	// Status, if set, sees every progress update (tests and benchmarks
 	// count cached and re-run steps with it).
 	Status func(*client.SolveStatus)
+	// BuilderStatus, if set, sees every progress update with the address
+	// of the builder it comes from.
+	BuilderStatus func(builder string, s *client.SolveStatus)
 }
 
 // BuildResult lists what a build published.
@@ -93,11 +100,27 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	if stderr == nil {
 		stderr = os.Stderr
 	}
-	eng, err := engine.Connect(ctx, o.Engine)
+	if len(o.CacheTo) == 0 {
+		o.CacheTo = proj.Config.Cache.To
+	}
+	if len(o.CacheFrom) == 0 {
+		o.CacheFrom = proj.Config.Cache.From
+	}
+	nodes, err := planNodes(o, proj)
 	if err != nil {
 		return nil, err
 	}
-	defer eng.Close()
+	defer func() {
+		for _, n := range nodes {
+			if n.eng != nil {
+				n.eng.Close()
+			}
+		}
+	}()
+	if err := connectNodes(ctx, nodes); err != nil {
+		return nil, err
+	}
+	eng := nodes[0].eng
 	tr.mark("connect")
 	if o.Load && eng.Kind != engine.Docker {
 		// Fail before building, not after.
@@ -108,16 +131,24 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		api.Close()
 	}
 
-	goroot, err := FetchToolchain(ctx, pl.Go.Version, eng.Platform, pl.Go.Proxy, pl.Go.SumDB)
-	if err != nil {
-		return nil, err
-	}
 	cacheDir := o.CacheDir
 	if cacheDir == "" {
 		cacheDir = defaultCacheDir(o.Env)
 	}
-	if goroot, err = executableToolchain(goroot, cacheDir); err != nil {
-		return nil, err
+	// Each builder compiles with the toolchain of its own platform.
+	goroots := map[string]string{}
+	for _, n := range nodes {
+		pf := platforms.Format(n.eng.Platform)
+		if goroots[pf] != "" {
+			continue
+		}
+		goroot, err := FetchToolchain(ctx, pl.Go.Version, n.eng.Platform, pl.Go.Proxy, pl.Go.SumDB)
+		if err != nil {
+			return nil, err
+		}
+		if goroots[pf], err = executableToolchain(goroot, cacheDir); err != nil {
+			return nil, err
+		}
 	}
 	tr.mark("toolchain")
 	pkgs, err := listPackages(ctx, proj.Module.Dir, cacheDir, pl)
@@ -127,9 +158,33 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		fmt.Fprintf(stderr, "berth: %v\nberth: every service gets the whole module\n", err)
 		pkgs = llbgen.Packages{}
 	}
-	g, err := generate(proj, eng, pkgs)
+	ctxFS, err := fsutil.NewFS(proj.Module.Dir)
 	if err != nil {
 		return nil, err
+	}
+	g := &llbgen.Graph{}
+	for _, n := range nodes {
+		sub := proj.Plan
+		if len(nodes) > 1 {
+			sub = subPlan(pl, n.pfs)
+		}
+		if n.graph, err = generate(proj, sub, n.eng, pkgs); err != nil {
+			return nil, err
+		}
+		n.mounts = map[string]fsutil.FS{"context": ctxFS}
+		if n.mounts["goroot"], err = fsutil.NewFS(goroots[platforms.Format(n.eng.Platform)]); err != nil {
+			return nil, err
+		}
+	}
+	// The whole graph, in plan order.
+	for i := range pl.Targets {
+		for _, n := range nodes {
+			for _, t := range n.graph.Targets {
+				if t.Plan.Service == pl.Targets[i].Service && t.Plan.Platform == pl.Targets[i].Platform {
+					g.Targets = append(g.Targets, t)
+				}
+			}
+		}
 	}
 	secretValues, err := readSecrets(proj, o.Env)
 	if err != nil {
@@ -146,15 +201,8 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	b := &builder{
 		secrets: secretsprovider.FromMap(secretValues),
 		cacheTo: cacheTo, cacheFrom: cacheFrom,
-		o: o, proj: proj, eng: eng, graph: g, stderr: stderr, cacheDir: cacheDir,
-		mounts: map[string]fsutil.FS{},
+		o: o, proj: proj, eng: eng, nodes: nodes, graph: g, stderr: stderr, cacheDir: cacheDir,
 		outDir: outPath(proj.Config.Dir, pl.OutDir),
-	}
-	if b.mounts["context"], err = fsutil.NewFS(proj.Module.Dir); err != nil {
-		return nil, err
-	}
-	if b.mounts["goroot"], err = fsutil.NewFS(goroot); err != nil {
-		return nil, err
 	}
 	return b.run(ctx)
 }
@@ -227,8 +275,7 @@ func selectTargets(p *Project, services, pfs []string) error {
 // toolchainExcludes leave out of the toolchain what no build reads.
 var toolchainExcludes = []string{"api", "doc", "misc", "test", "**/testdata", "src/cmd", "pkg/tool/*/api", "pkg/tool/*/doc", "pkg/tool/*/fix", "pkg/tool/*/test2json", "pkg/tool/*/trace", "pkg/tool/*/pprof", "pkg/tool/*/covdata", "pkg/tool/*/preprofile"}
 
-func generate(proj *Project, eng *engine.Engine, pkgs llbgen.Packages) (*llbgen.Graph, error) {
-	pl := proj.Plan
+func generate(proj *Project, pl *plan.Plan, eng *engine.Engine, pkgs llbgen.Packages) (*llbgen.Graph, error) {
 	ctxOpts := []llb.LocalOption{
 		llb.SharedKeyHint("berth-context:" + proj.Module.Dir),
 		llb.ExcludePatterns([]string{".git", "**/.git", filepath.ToSlash(filepath.Join(mustRel(proj.Module.Dir, proj.Config.Dir), pl.OutDir))}),

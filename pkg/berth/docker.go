@@ -42,7 +42,7 @@ func dockerEngine(ctx context.Context) (*dockerclient.Client, string, error) {
 // dockerImages writes docker-archive tarballs (one per service and
 // platform) and loads the engine's platform into Docker. Docker 20.10
 // loads only docker-archive tarballs of one platform.
-func (b *builder) dockerImages(ctx context.Context, newStatus func() chan *client.SolveStatus) error {
+func (b *builder) dockerImages(ctx context.Context, newStatus func(*node) chan *client.SolveStatus) error {
 	var api *dockerclient.Client
 	var enginePlatform string
 	if b.o.Load {
@@ -58,7 +58,7 @@ func (b *builder) dockerImages(ctx context.Context, newStatus func() chan *clien
 			pf := t.Plan.Platform
 			if b.o.DockerArchive {
 				path := filepath.Join(b.outDir, "archives", fmt.Sprintf("%s_%s_%s.docker.tar", si.service, plan.ImageTag(b.proj.Plan.Version), strings.ReplaceAll(pf, "/", "_")))
-				if err := b.dockerArchive(ctx, si, t, atomicOutput(path), newStatus()); err != nil {
+				if err := b.dockerArchive(ctx, si, t, atomicOutput(path), newStatus(b.nodeOf(t.Plan))); err != nil {
 					return err
 				}
 				b.dockerArchives = append(b.dockerArchives, path)
@@ -76,7 +76,7 @@ func (b *builder) dockerImages(ctx context.Context, newStatus func() chan *clien
 					loadErr <- err
 				}()
 				out := func(map[string]string) (io.WriteCloser, error) { return pw, nil }
-				err := b.dockerArchive(ctx, si, t, out, newStatus())
+				err := b.dockerArchive(ctx, si, t, out, newStatus(b.nodeOf(t.Plan)))
 				pw.CloseWithError(err)
 				if lerr := <-loadErr; err == nil && lerr != nil {
 					err = fmt.Errorf("--load %s: %w", si.ref, lerr)
@@ -110,7 +110,8 @@ func (b *builder) dockerArchive(ctx context.Context, si *serviceImage, t llbgen.
 		Attrs:  map[string]string{"name": si.ref, "source-date-epoch": fmt.Sprint(b.proj.Plan.SourceDateEpoch)},
 		Output: out,
 	}
-	_, err := b.eng.Client.Build(ctx, b.solveOpt([]client.ExportEntry{exp}), "berth", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
+	n := b.nodeOf(t.Plan)
+	_, err := n.eng.Client.Build(ctx, b.solveOpt(n, []client.ExportEntry{exp}), "berth", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
 		def, err := b.marshal(ctx, t.Image.State)
 		if err != nil {
 			return nil, err

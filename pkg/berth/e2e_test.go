@@ -37,8 +37,16 @@ var (
 func testEngine(t *testing.T) engine.Options {
 	t.Helper()
 	engineOnce.Do(func() {
-		state, err := os.MkdirTemp("", "bst")
+		// <tmp>/berth is the state directory berth itself uses with
+		// XDG_STATE_HOME=<tmp>: a berth binary run by a test shares the
+		// engine (see engineEnv).
+		home, err := os.MkdirTemp("", "bst")
 		if err != nil {
+			engineErr = err
+			return
+		}
+		state := filepath.Join(home, "berth")
+		if err := os.Mkdir(state, 0o700); err != nil {
 			engineErr = err
 			return
 		}
@@ -66,11 +74,18 @@ func testEngine(t *testing.T) engine.Options {
 	return engineOpts
 }
 
+// engineEnv is the environment under which a berth binary uses the test
+// engine as its embedded engine.
+func engineEnv(t *testing.T) []string {
+	o := testEngine(t)
+	return append(os.Environ(), "XDG_STATE_HOME="+filepath.Dir(o.StateDir), "BERTH_BUILDKITD="+o.Buildkitd)
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if engineOpts.StateDir != "" {
 		_, _ = engine.Stop(context.Background(), engineOpts)
-		os.RemoveAll(engineOpts.StateDir)
+		os.RemoveAll(filepath.Dir(engineOpts.StateDir))
 	}
 	os.Exit(code)
 }

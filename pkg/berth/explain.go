@@ -95,7 +95,12 @@ func (b *builder) explain(err error) error {
 		// Exporters report a full disk as a broken stream ("EOF").
 		fmt.Fprintf(&msg, "\nno space left on the file system of the output directory %s (%d bytes free)", b.outDir, left)
 	}
-	out := fmt.Errorf("build failed on %s: %w%s", b.eng.Addr, err, msg.String())
+	addr := b.eng.Addr
+	var ne *nodeError
+	if errors.As(err, &ne) {
+		addr = ne.addr
+	}
+	out := fmt.Errorf("build failed on %s: %w%s", addr, err, msg.String())
 	if d.Len() > 0 {
 		return &buildError{err: out, where: d.Errors()}
 	}

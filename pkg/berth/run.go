@@ -19,8 +19,8 @@ import (
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/util/progress/progressui"
-	"github.com/tonistiigi/fsutil"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/berthbuild/berth/pkg/engine"
 	"github.com/berthbuild/berth/pkg/export"
@@ -34,7 +34,10 @@ import (
 type builder struct {
 	o      BuildOptions
 	proj   *Project
+	// eng is the default builder's engine (the only one, unless
+	// platforms have builders of their own); nodes are all of them.
 	eng    *engine.Engine
+	nodes  []*node
 	graph  *llbgen.Graph
 	stderr io.Writer
 	// secrets serves the secret values to the module download step.
@@ -42,7 +45,6 @@ type builder struct {
 	// The solve that compiles every target exports the cache; every
 	// solve imports it.
 	cacheTo, cacheFrom []client.CacheOptionsEntry
-	mounts             map[string]fsutil.FS
 	outDir             string
 	cacheDir           string
 
@@ -66,9 +68,24 @@ type failure struct {
 type serviceImage struct {
 	service string
 	ref     string
-	store   string // temporary OCI store
+	store   string // persistent OCI store
 	desc    string // base64 descriptor
+	jobs    []*imageJob
 }
+
+// imageJob is a service's images on one builder: all of them, or the part
+// of a service built by several builders.
+type imageJob struct {
+	si    *serviceImage
+	n     *node
+	imgs  []llbgen.Target
+	store string
+	whole bool
+	desc  string // base64 descriptor of the job's index
+}
+
+// imageSolves is how many image solves run at once.
+const imageSolves = 8
 
 func (b *builder) marshal(ctx context.Context, st llb.State) (*llb.Definition, error) {
 	// A stable unique id for local sources gives every solve of this run,
@@ -100,7 +117,7 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 		_, _ = disp.UpdateFrom(context.WithoutCancel(ctx), status)
 	}()
 	var fwd sync.WaitGroup
-	newStatus := func() chan *client.SolveStatus {
+	newStatus := func(n *node) chan *client.SolveStatus {
 		ch := make(chan *client.SolveStatus)
 		fwd.Add(1)
 		go func() {
@@ -109,6 +126,9 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 				b.record(s)
 				if b.o.Status != nil {
 					b.o.Status(s)
+				}
+				if b.o.BuilderStatus != nil {
+					b.o.BuilderStatus(n.name(), s)
 				}
 				status <- s
 			}
@@ -130,11 +150,23 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 			return nil, err
 		}
 		temps = append(temps, binTmp)
-		if b.needsBinarySolve() {
-			ch := newStatus()
-			eg.Go(func() error { return b.buildBinaries(ectx, binTmp, ch) })
+		for i, n := range b.nodes {
+			if !b.needsBinarySolve(n) {
+				continue
+			}
+			dir := binTmp
+			if len(b.nodes) > 1 {
+				// Each builder exports into a directory of its own.
+				dir = filepath.Join(binTmp, fmt.Sprintf(".node-%d", i))
+			}
+			ch := newStatus(n)
+			eg.Go(func() error { return onNode(n, b.buildBinaries(ectx, n, dir, ch)) })
 		}
 	}
+	// One solve per service and builder, at most a few at once: each is a
+	// session with its own streams, and the engine runs a few steps at a
+	// time anyway.
+	sem := semaphore.NewWeighted(imageSolves)
 	for _, s := range b.proj.Plan.Services {
 		imgs := b.images(s)
 		if len(imgs) == 0 {
@@ -150,11 +182,42 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 			}
 		}
 		b.results = append(b.results, si)
-		ch := newStatus()
-		eg.Go(func() error { return b.buildImage(ectx, si, imgs, ch) })
+		for _, n := range b.nodes {
+			job := &imageJob{si: si, n: n, store: si.store, whole: true}
+			for _, t := range imgs {
+				if b.nodeOf(t.Plan) == n {
+					job.imgs = append(job.imgs, t)
+				}
+			}
+			if len(job.imgs) == 0 {
+				continue
+			}
+			if len(job.imgs) < len(imgs) {
+				// Part of a service built by several builders: its own
+				// store, assembled into the service's after the solves.
+				job.whole = false
+				job.store = si.store + ".part-" + n.suffix()
+				if err := os.MkdirAll(job.store, 0o755); err != nil {
+					return nil, err
+				}
+			}
+			si.jobs = append(si.jobs, job)
+			ch := newStatus(n)
+			eg.Go(func() error {
+				if err := sem.Acquire(ectx, 1); err != nil {
+					return err
+				}
+				defer sem.Release(1)
+				return onNode(n, b.buildImage(ectx, job, ch))
+			})
+		}
 	}
 	err = eg.Wait()
 	tracerFrom(ctx).mark("solve and export")
+	if err == nil && len(b.nodes) > 1 {
+		err = b.assemble(ctx, binTmp)
+		tracerFrom(ctx).mark("assemble parts")
+	}
 	if err == nil && binTmp != "" {
 		err = b.binariesFromImages(binTmp)
 		tracerFrom(ctx).mark("binaries from images")
@@ -177,29 +240,23 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 // fromImage reports whether a target's binary is taken from its image's
 // layer in the persistent OCI store: content-addressed, so an unchanged
 // binary costs nothing to export again. Binary-only targets, and builds
-// that export a cache (whose export lives on the solve that builds every
-// binary), use a local export.
+// that export or import a cache (see cacheSolve), use a local export.
 func (b *builder) fromImage(t llbgen.Target) bool {
-	// With a cache export or import, the build keeps the shape that
-	// exports the cache, so an import meets the same solve.
 	return t.Image != nil && !b.eng.NoOCIExporter && !b.cacheSolve()
 }
 
 // cacheSolve reports whether the build exports or imports a cache: then
-// one solve holds every step of the project, so the cache it exports is
-// the whole graph, and an import meets the same graph.
+// one solve per builder holds every step of its targets, so the cache it
+// exports is the whole graph, and an import meets the same graph.
 func (b *builder) cacheSolve() bool {
 	return len(b.cacheTo) > 0 || len(b.cacheFrom) > 0
 }
 
-// needsBinarySolve reports whether some binary is not taken from an image,
-// or the project's steps go into one solve for its cache.
-func (b *builder) needsBinarySolve() bool {
-	if b.cacheSolve() {
-		return true
-	}
-	for _, t := range b.graph.Targets {
-		if t.Plan.Outputs.Binary && !b.fromImage(t) {
+// needsBinarySolve reports whether node n has a binary not taken from an
+// image, or its steps go into one solve for the cache.
+func (b *builder) needsBinarySolve(n *node) bool {
+	for _, t := range n.graph.Targets {
+		if b.cacheSolve() || (t.Plan.Outputs.Binary && !b.fromImage(t)) {
 			return true
 		}
 	}
@@ -225,32 +282,31 @@ func (b *builder) images(service string) []llbgen.Target {
 	return out
 }
 
-func (b *builder) solveOpt(exports []client.ExportEntry) client.SolveOpt {
+func (b *builder) solveOpt(n *node, exports []client.ExportEntry) client.SolveOpt {
 	o := client.SolveOpt{
 		Exports:      exports,
-		LocalMounts:  b.mounts,
+		LocalMounts:  n.mounts,
 		SharedKey:    "berth:" + b.proj.Module.Dir,
-		CacheImports: b.cacheFrom,
+
 		// Never nil: BuildKit's client copies cache settings into it.
 		FrontendAttrs: map[string]string{},
 		Session:       []session.Attachable{b.secrets},
 	}
-	if b.eng.Kind == engine.Docker {
+	if n.eng.Kind == engine.Docker {
 		o.AllowedEntitlements = []string{"network.host"}
 	}
+	// Cannot fail: cacheExports, called first, checks the same entries.
+	o.CacheImports, _ = b.cacheImports(n)
 	return o
 }
 
-// buildBinaries exports every target's binary to dir as
+// buildBinaries exports the binaries of node n's targets to dir as
 // <service>/<os>_<arch>[_<variant>]/<binary>.
-func (b *builder) buildBinaries(ctx context.Context, dir string, ch chan *client.SolveStatus) error {
+func (b *builder) buildBinaries(ctx context.Context, n *node, dir string, ch chan *client.SolveStatus) error {
 	epoch := time.Unix(b.proj.Plan.SourceDateEpoch, 0).UTC()
 	var parts []llb.State
-	for _, t := range b.graph.Targets {
-		if (!t.Plan.Outputs.Binary || b.fromImage(t)) && !b.cacheSolve() {
-			continue
-		}
-		if t.Plan.Outputs.Binary {
+	for _, t := range n.graph.Targets {
+		if t.Plan.Outputs.Binary && (!b.fromImage(t) || b.cacheSolve()) {
 			dst := "/" + t.Plan.Service + "/" + strings.ReplaceAll(t.Plan.Platform, "/", "_") + "/" + t.Plan.BinaryName
 			parts = append(parts, llb.Scratch().File(llb.Copy(t.Binary, "/"+t.Plan.BinaryName, dst, &llb.CopyInfo{CreateDestPath: true, CreatedTime: &epoch})))
 		}
@@ -268,73 +324,91 @@ func (b *builder) buildBinaries(ctx context.Context, dir string, ch chan *client
 	if err != nil {
 		return err
 	}
-	opt := b.solveOpt([]client.ExportEntry{{Type: client.ExporterLocal, OutputDir: dir}})
-	// This solve holds every compile step: it exports the cache.
-	opt.CacheExports = b.cacheTo
-	_, err = b.eng.Client.Solve(ctx, def, opt, ch)
+	opt := b.solveOpt(n, []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: dir}})
+	// This solve holds every compile step of the node: it exports the cache.
+	if opt.CacheExports, err = b.cacheExports(n); err != nil {
+		return err
+	}
+	_, err = n.eng.Client.Solve(ctx, def, opt, ch)
 	return err
 }
 
-// buildImage builds one service's images, a ref per platform, verifies
-// each binary, and exports the multi-platform index.
-func (b *builder) buildImage(ctx context.Context, si *serviceImage, imgs []llbgen.Target, ch chan *client.SolveStatus) error {
+// buildImage builds a service's images on one builder, a ref per
+// platform, verifies each binary, and exports the (multi-platform) index
+// to the job's store. A job that builds every platform of the service
+// also pushes the image and writes its archive.
+func (b *builder) buildImage(ctx context.Context, job *imageJob, ch chan *client.SolveStatus) error {
 	pl := b.proj.Plan
+	si := job.si
 	sde := strconv.FormatInt(pl.SourceDateEpoch, 10)
 	var exports []client.ExportEntry
-	if b.eng.NoOCIExporter {
+	if job.n.eng.NoOCIExporter {
 		// The Docker engine's BuildKit stores images in the engine.
 		exports = append(exports, client.ExportEntry{Type: "moby", Attrs: map[string]string{"name": si.ref}})
 	} else {
 		exports = append(exports, client.ExportEntry{
 			Type:      client.ExporterOCI,
 			Attrs:     map[string]string{"name": si.ref, "tar": "false", "oci-mediatypes": "true", "source-date-epoch": sde},
-			OutputDir: si.store,
+			OutputDir: job.store,
 		})
-		if b.o.OCIArchive {
-			path := filepath.Join(b.outDir, "archives", fmt.Sprintf("%s_%s.oci.tar", si.service, plan.ImageTag(pl.Version)))
+		if b.o.OCIArchive && job.whole {
 			exports = append(exports, client.ExportEntry{
 				Type:   client.ExporterOCI,
 				Attrs:  map[string]string{"name": si.ref, "oci-mediatypes": "true", "source-date-epoch": sde},
-				Output: atomicOutput(path),
+				Output: atomicOutput(b.ociArchivePath(si)),
 			})
 		}
 	}
-	if b.o.Push != "" {
-		name := strings.TrimSuffix(b.o.Push, "/") + "/" + si.ref
-		attrs := map[string]string{"name": name, "push": "true", "oci-mediatypes": "true", "source-date-epoch": sde}
-		if insecureRegistry(name) {
+	if b.o.Push != "" && job.whole {
+		attrs := map[string]string{"name": b.pushName(si), "push": "true", "oci-mediatypes": "true", "source-date-epoch": sde}
+		if insecureRegistry(attrs["name"]) {
 			attrs["registry.insecure"] = "true"
 		}
 		exports = append(exports, client.ExportEntry{Type: client.ExporterImage, Attrs: attrs})
 	}
-	// The service's store is shared with concurrent berth runs of the
-	// same project: one export into it at a time.
-	if si.store != "" {
-		unlock, err := export.Lock(ctx, si.store+".lock")
+	// The store is shared with concurrent berth runs of the same
+	// project: one export into it at a time.
+	if job.store != "" {
+		unlock, err := export.Lock(ctx, job.store+".lock")
 		if err != nil {
 			return err
 		}
 		defer unlock()
 	}
-	resp, err := b.eng.Client.Build(ctx, b.solveOpt(exports), "berth", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
-		return b.imageResult(ctx, c, imgs)
+	resp, err := job.n.eng.Client.Build(ctx, b.solveOpt(job.n, exports), "berth", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
+		return b.imageResult(ctx, c, job.n, job.imgs)
 	}, ch)
 	if err != nil {
 		return err
 	}
-	si.desc = resp.ExporterResponse[exptypes.ExporterImageDescriptorKey]
+	job.desc = resp.ExporterResponse[exptypes.ExporterImageDescriptorKey]
+	if job.whole {
+		si.desc = job.desc
+	}
 	return nil
+}
+
+func (b *builder) ociArchivePath(si *serviceImage) string {
+	return filepath.Join(b.outDir, "archives", fmt.Sprintf("%s_%s.oci.tar", si.service, plan.ImageTag(b.proj.Plan.Version)))
+}
+
+func (b *builder) pushName(si *serviceImage) string {
+	return strings.TrimSuffix(b.o.Push, "/") + "/" + si.ref
 }
 
 // imageResult solves every platform of a service concurrently, storing
 // results by index so the index order never depends on timing.
-func (b *builder) imageResult(ctx context.Context, c gateway.Client, imgs []llbgen.Target) (*gateway.Result, error) {
+func (b *builder) imageResult(ctx context.Context, c gateway.Client, n *node, imgs []llbgen.Target) (*gateway.Result, error) {
 	res := gateway.NewResult()
 	refs := make([]gateway.Reference, len(imgs))
 	// A gateway solve does not inherit the build's cache imports: each
 	// request names them, or an imported cache is never consulted.
-	imports := make([]gateway.CacheOptionsEntry, len(b.cacheFrom))
-	for i, e := range b.cacheFrom {
+	from, err := b.cacheImports(n)
+	if err != nil {
+		return nil, err
+	}
+	imports := make([]gateway.CacheOptionsEntry, len(from))
+	for i, e := range from {
 		imports[i] = gateway.CacheOptionsEntry{Type: e.Type, Attrs: e.Attrs}
 	}
 	eg, ectx := errgroup.WithContext(ctx)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -61,7 +62,39 @@ func newBuild(stdout, stderr io.Writer) *cobra.Command {
 	f.StringArrayVar(&o.CacheTo, "cache-to", nil, "export the build cache, e.g. type=registry,ref=REPO/cache,mode=max or type=local,dest=DIR (repeatable)")
 	f.StringArrayVar(&o.CacheFrom, "cache-from", nil, "import a build cache, e.g. type=registry,ref=REPO/cache or type=local,src=DIR (repeatable)")
 	engineFlags(cmd, &o.Engine)
+	// --builder takes PLATFORM=ADDRESS too, repeatable: a builder per
+	// platform.
+	f.Lookup("builder").Value = &builderFlag{o: &o}
+	f.Lookup("builder").Usage += "; PLATFORM=ADDRESS builds that platform there (repeatable), e.g. --builder linux/arm64=tcp://arm64:1234"
 	return cmd
+}
+
+// builderFlag sorts --builder values into the default builder and
+// builders per platform.
+type builderFlag struct {
+	o    *berth.BuildOptions
+	vals []string
+}
+
+func (f *builderFlag) String() string { return strings.Join(f.vals, ",") }
+func (f *builderFlag) Type() string   { return "string" }
+func (f *builderFlag) Set(v string) error {
+	f.vals = append(f.vals, v)
+	if pf, addr, ok := berth.IsPlatformBuilder(v); ok {
+		if f.o.Builders == nil {
+			f.o.Builders = map[string]string{}
+		}
+		if _, dup := f.o.Builders[pf]; dup {
+			return fmt.Errorf("two builders for %s", pf)
+		}
+		f.o.Builders[pf] = addr
+		return nil
+	}
+	if f.o.Engine.Builder != "" {
+		return fmt.Errorf("two default builders (%s and %s); use PLATFORM=ADDRESS for a builder per platform", f.o.Engine.Builder, v)
+	}
+	f.o.Engine.Builder = v
+	return nil
 }
 
 func printBuild(w io.Writer, r *berth.BuildResult) {

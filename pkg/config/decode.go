@@ -69,6 +69,34 @@ func decodeGo(g *Go, v cue.Value, fields map[string]diag.Pos) {
 	}
 }
 
+// decodeBuilders reads the builders block; each entry's position is
+// Fields["builders.<key>"].
+func decodeBuilders(v cue.Value, fields map[string]diag.Pos) map[string]Builder {
+	out := map[string]Builder{}
+	it, err := v.Fields()
+	if err != nil {
+		return out
+	}
+	for it.Next() {
+		key := it.Selector().Unquoted()
+		x := it.Value()
+		fields["builders."+key] = pos(x)
+		var b Builder
+		if a, ok := str(x); ok {
+			b.Address = a
+		} else {
+			b.Address, _ = str(x.LookupPath(cue.ParsePath("address")))
+			tls := x.LookupPath(cue.ParsePath("tls"))
+			b.CACert, _ = str(tls.LookupPath(cue.ParsePath("ca")))
+			b.Cert, _ = str(tls.LookupPath(cue.ParsePath("cert")))
+			b.Key, _ = str(tls.LookupPath(cue.ParsePath("key")))
+			b.ServerName, _ = str(tls.LookupPath(cue.ParsePath("serverName")))
+		}
+		out[key] = b
+	}
+	return out
+}
+
 // decodeService reads a validated service. It walks each struct once:
 // a LookupPath per field costs far more on thousands of services.
 func decodeService(s *Service, v cue.Value) {

@@ -295,6 +295,14 @@ func (l *Loader) top1(p *Project, v cue.Value, errs *diag.List) {
 		p.Fields["go"] = pos(g)
 		decodeGo(&p.Go, g, p.Fields)
 	}
+	if b := v.LookupPath(cue.ParsePath("builders")); b.Exists() {
+		p.Builders = decodeBuilders(b, p.Fields)
+	}
+	if c := v.LookupPath(cue.ParsePath("cache")); c.Exists() {
+		p.Fields["cache"] = pos(c)
+		p.Cache.From = strs(c.LookupPath(cue.ParsePath("from")))
+		p.Cache.To = strs(c.LookupPath(cue.ParsePath("to")))
+	}
 }
 
 // services checks every workers-th service starting at the first, storing

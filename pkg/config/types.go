@@ -12,6 +12,10 @@ type Project struct {
 	Version  string // empty when the config leaves it to git
 	Go       Go
 	Services []*Service // sorted by name
+	// Builders maps "default" or a platform to the BuildKit that builds
+	// it; empty when the config has no builders block.
+	Builders map[string]Builder
+	Cache    Cache
 
 	Dir   string   // absolute directory the config was loaded from
 	Files []string // absolute paths of the .cue files, sorted
@@ -51,6 +55,18 @@ type Go struct {
 	Flags   []string
 	Tags    []string
 	Stamp   Stamp
+}
+
+// Builder is a BuildKit to build on. TLS files are absolute, or relative
+// to the project's directory.
+type Builder struct {
+	Address                       string
+	CACert, Cert, Key, ServerName string
+}
+
+// Cache holds BuildKit cache imports and exports (--cache-from, --cache-to).
+type Cache struct {
+	From, To []string
 }
 
 // Stamp names the Go variables set with -X.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -104,4 +105,85 @@ func ReadDescriptor(b []byte) (ocispecs.Descriptor, error) {
 		return d, fmt.Errorf("image descriptor: %w", err)
 	}
 	return d, nil
+}
+
+// Part is one builder's share of a multi-platform image: an image index
+// in an OCI store directory.
+type Part struct {
+	Store string
+	Index ocispecs.Descriptor
+}
+
+// MergeIndexes assembles one image index from the manifests of the parts'
+// indexes, ordered by platform as in order ("linux/amd64", ...), writes
+// it and every blob of the parts into store, and returns its descriptor.
+// The index is encoded as BuildKit encodes the indexes it exports, so an
+// image built in parts has the digest it has when one builder builds it.
+func MergeIndexes(store string, parts []Part, order []string) (ocispecs.Descriptor, error) {
+	var merged ocispecs.Index
+	rank := map[string]int{}
+	for i, pf := range order {
+		rank[pf] = i
+	}
+	for i, p := range parts {
+		var idx ocispecs.Index
+		b, err := os.ReadFile(blobFile(p.Store, p.Index))
+		if err != nil {
+			return ocispecs.Descriptor{}, err
+		}
+		if err := json.Unmarshal(b, &idx); err != nil {
+			return ocispecs.Descriptor{}, fmt.Errorf("index %s in %s: %w", p.Index.Digest, p.Store, err)
+		}
+		if i == 0 {
+			merged = idx
+			merged.Manifests = nil
+		}
+		for _, m := range idx.Manifests {
+			if m.Platform == nil {
+				return ocispecs.Descriptor{}, fmt.Errorf("index %s in %s: a manifest without a platform", p.Index.Digest, p.Store)
+			}
+			if _, ok := rank[platformString(*m.Platform)]; !ok {
+				return ocispecs.Descriptor{}, fmt.Errorf("index %s in %s: unexpected platform %s", p.Index.Digest, p.Store, platformString(*m.Platform))
+			}
+			merged.Manifests = append(merged.Manifests, m)
+		}
+	}
+	sort.SliceStable(merged.Manifests, func(i, j int) bool {
+		return rank[platformString(*merged.Manifests[i].Platform)] < rank[platformString(*merged.Manifests[j].Platform)]
+	})
+	for i := 1; i < len(merged.Manifests); i++ {
+		if platformString(*merged.Manifests[i].Platform) == platformString(*merged.Manifests[i-1].Platform) {
+			return ocispecs.Descriptor{}, fmt.Errorf("two builders built %s", platformString(*merged.Manifests[i].Platform))
+		}
+	}
+	b, err := json.MarshalIndent(merged, "", "  ")
+	if err != nil {
+		return ocispecs.Descriptor{}, err
+	}
+	desc := ocispecs.Descriptor{MediaType: merged.MediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
+	l := &Layout{Dir: store}
+	if err := os.MkdirAll(filepath.Join(store, "blobs", "sha256"), 0o755); err != nil {
+		return desc, err
+	}
+	for _, p := range parts {
+		if err := l.AddStore(p.Store); err != nil {
+			return desc, err
+		}
+	}
+	if err := WriteFile(blobFile(store, desc), b, 0o644); err != nil {
+		return desc, err
+	}
+	return desc, nil
+}
+
+func blobFile(store string, d ocispecs.Descriptor) string {
+	return filepath.Join(store, "blobs", d.Digest.Algorithm().String(), d.Digest.Encoded())
+}
+
+func platformString(p ocispecs.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
 }

@@ -1,0 +1,93 @@
+package berth
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/moby/buildkit/client"
+
+	"github.com/berthbuild/berth/pkg/engine"
+)
+
+// TestBuildersPerPlatform builds a two-platform service on two daemons,
+// linux/arm64 on its own (named in the config's builders block) and
+// linux/amd64 on the default one: each platform's steps come from its
+// own daemon, and the assembled index is the one a single daemon gives.
+func TestBuildersPerPlatform(t *testing.T) {
+	arm := privateEngine(t)
+	e, err := engine.Connect(context.Background(), arm) // starts it
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	paths, _ := engine.EnginePaths(arm)
+	armAddr := "unix://" + paths.Socket
+
+	dir := copyTree(t, "../../examples/hello")
+	appendFile(t, filepath.Join(dir, "berth.cue"), `
+services: hello: platforms: ["linux/amd64", "linux/arm64"]
+builders: "linux/arm64": "`+armAddr+`"
+`)
+	var mu sync.Mutex
+	seen := map[string]map[string]bool{} // builder → compile steps it reported
+	split, _ := build(t, dir, func(o *BuildOptions) {
+		o.BuilderStatus = func(builder string, s *client.SolveStatus) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, v := range s.Vertexes {
+				if strings.Contains(v.Name, "] go build hello") && v.Completed != nil {
+					if seen[builder] == nil {
+						seen[builder] = map[string]bool{}
+					}
+					seen[builder][v.Name] = true
+				}
+			}
+		}
+	})
+	if len(seen) != 2 {
+		t.Fatalf("compile steps came from %d builders, want 2: %v", len(seen), seen)
+	}
+	for b, steps := range seen {
+		want := "(linux/amd64)"
+		if b == armAddr {
+			want = "(linux/arm64)"
+		}
+		for s := range steps {
+			if !strings.HasSuffix(s, want) {
+				t.Errorf("%s ran %q", b, s)
+			}
+		}
+	}
+	for _, pf := range []string{"linux/amd64", "linux/arm64"} {
+		img := image(t, split.Layout, "hello:0.0.0-dev", pf)
+		fileIn(t, img, "/usr/local/bin/hello")
+	}
+
+	// The same project on one daemon: the same index, byte for byte.
+	one := copyTree(t, "../../examples/hello")
+	appendFile(t, filepath.Join(one, "berth.cue"), `
+services: hello: platforms: ["linux/amd64", "linux/arm64"]
+`)
+	whole, _ := build(t, one, nil)
+	if split.Images[0].Digest != whole.Images[0].Digest {
+		t.Errorf("index from two builders %s, from one %s", split.Images[0].Digest, whole.Images[0].Digest)
+	}
+	if len(split.Binaries) != 2 || len(whole.Binaries) != 2 {
+		t.Fatalf("binaries %v vs %v", split.Binaries, whole.Binaries)
+	}
+	for i, b := range split.Binaries {
+		x, err := os.ReadFile(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, _ := os.ReadFile(whole.Binaries[i])
+		if !bytes.Equal(x, y) {
+			t.Errorf("%s differs from %s", b, whole.Binaries[i])
+		}
+	}
+}
