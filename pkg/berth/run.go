@@ -32,8 +32,8 @@ import (
 // Running the build: one solve for the binaries, one per service image.
 
 type builder struct {
-	o      BuildOptions
-	proj   *Project
+	o    BuildOptions
+	proj *Project
 	// eng is the default builder's engine (the only one, unless
 	// platforms have builders of their own); nodes are all of them.
 	eng    *engine.Engine
@@ -284,9 +284,9 @@ func (b *builder) images(service string) []llbgen.Target {
 
 func (b *builder) solveOpt(n *node, exports []client.ExportEntry) client.SolveOpt {
 	o := client.SolveOpt{
-		Exports:      exports,
-		LocalMounts:  n.mounts,
-		SharedKey:    "berth:" + b.proj.Module.Dir,
+		Exports:     exports,
+		LocalMounts: n.mounts,
+		SharedKey:   "berth:" + b.proj.Module.Dir,
 
 		// Never nil: BuildKit's client copies cache settings into it.
 		FrontendAttrs: map[string]string{},
