@@ -1,14 +1,18 @@
 package berth
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/moby/buildkit/client"
 
 	"github.com/berthbuild/berth/pkg/engine"
@@ -35,7 +39,10 @@ builders: "linux/arm64": "`+armAddr+`"
 `)
 	var mu sync.Mutex
 	seen := map[string]map[string]bool{} // builder → compile steps it reported
+	reg := testRegistry(t)
 	split, _ := build(t, dir, func(o *BuildOptions) {
+		o.Push = reg
+		o.OCIArchive = true
 		o.BuilderStatus = func(builder string, s *client.SolveStatus) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -68,6 +75,27 @@ builders: "linux/arm64": "`+armAddr+`"
 		fileIn(t, img, "/usr/local/bin/hello")
 	}
 
+	// The assembled index was pushed, and archived, as one.
+	ref, err := name.ParseReference(reg+"/hello:0.0.0-dev", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Head(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if desc.Digest.String() != split.Images[0].Digest {
+		t.Errorf("pushed %s, built %s", desc.Digest, split.Images[0].Digest)
+	}
+	if len(split.Archives) != 1 {
+		t.Fatalf("archives: %v", split.Archives)
+	}
+	arch, err := layoutFromArchive(t, split.Archives[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	fileIn(t, image(t, arch, "hello:0.0.0-dev", "linux/arm64"), "/usr/local/bin/hello")
+
 	// The same project on one daemon: the same index, byte for byte.
 	one := copyTree(t, "../../examples/hello")
 	appendFile(t, filepath.Join(one, "berth.cue"), `
@@ -88,6 +116,41 @@ services: hello: platforms: ["linux/amd64", "linux/arm64"]
 		y, _ := os.ReadFile(whole.Binaries[i])
 		if !bytes.Equal(x, y) {
 			t.Errorf("%s differs from %s", b, whole.Binaries[i])
+		}
+	}
+}
+
+// layoutFromArchive unpacks an OCI archive into a layout directory.
+func layoutFromArchive(t *testing.T, archive string) (string, error) {
+	t.Helper()
+	f, err := os.Open(archive)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	dir := t.TempDir()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return dir, nil
+		}
+		if err != nil {
+			return "", err
+		}
+		p := filepath.Join(dir, filepath.FromSlash(h.Name))
+		if h.Typeflag == tar.TypeDir {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return "", err
+			}
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return "", err
 		}
 	}
 }

@@ -321,6 +321,13 @@ func (b *builder) assemble(ctx context.Context, binTmp string) error {
 			return err
 		}
 		desc, err := export.MergeIndexes(si.store, parts, order)
+		if err == nil {
+			// The store stays a layout naming the image, as an export
+			// leaves it.
+			l := &export.Layout{Dir: si.store}
+			l.AddIndex(desc, si.ref)
+			err = l.Finish()
+		}
 		unlock()
 		if err != nil {
 			return fmt.Errorf("%s: %w", si.service, err)

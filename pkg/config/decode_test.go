@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"testing"
 )
 
@@ -46,5 +47,32 @@ func TestParseBytes(t *testing.T) {
 				t.Errorf("ParseBytes(%q) = %d, want %d", tc.in, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestDecodeBuildersAndCache(t *testing.T) {
+	p := mustLoad(t, newLoader(t), `-- berth.cue --
+package berth
+
+project: "shop"
+builders: {
+	default: "tcp://buildkit:1234"
+	"linux/arm64": {address: "tcp://arm64:1234", tls: {ca: "ca.pem", cert: "c.pem", key: "k.pem", serverName: "arm64"}}
+}
+cache: {from: ["type=local,src=/c"], to: ["type=local,dest=/c", "type=registry,ref=r/c,mode=max"]}
+services: api: main: "./cmd/api"
+`)
+	want := map[string]Builder{
+		"default":     {Address: "tcp://buildkit:1234"},
+		"linux/arm64": {Address: "tcp://arm64:1234", CACert: "ca.pem", Cert: "c.pem", Key: "k.pem", ServerName: "arm64"},
+	}
+	if !reflect.DeepEqual(p.Builders, want) {
+		t.Errorf("builders %+v, want %+v", p.Builders, want)
+	}
+	if got := p.Fields["builders.linux/arm64"]; got.Line != 6 {
+		t.Errorf("position of builders.linux/arm64: %v", got)
+	}
+	if !reflect.DeepEqual(p.Cache, Cache{From: []string{"type=local,src=/c"}, To: []string{"type=local,dest=/c", "type=registry,ref=r/c,mode=max"}}) {
+		t.Errorf("cache %+v", p.Cache)
 	}
 }

@@ -1,0 +1,109 @@
+package export
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// putBlob writes b into store's blobs and returns its descriptor.
+func putBlob(t *testing.T, store, mediaType string, b []byte) ocispecs.Descriptor {
+	t.Helper()
+	d := ocispecs.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
+	p := blobFile(store, d)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// partStore writes a one-platform image (layer, config, manifest) and an
+// index of it, as BuildKit's oci exporter does, and returns the index's
+// descriptor and the manifest's.
+func partStore(t *testing.T, store string, pf ocispecs.Platform) (ocispecs.Descriptor, ocispecs.Descriptor) {
+	layer := putBlob(t, store, ocispecs.MediaTypeImageLayerGzip, []byte("layer "+pf.Architecture))
+	cfg := putBlob(t, store, ocispecs.MediaTypeImageConfig, []byte(`{"architecture":"`+pf.Architecture+`"}`))
+	m := ocispecs.Manifest{MediaType: ocispecs.MediaTypeImageManifest, Config: cfg, Layers: []ocispecs.Descriptor{layer}}
+	m.SchemaVersion = 2
+	mb, _ := json.MarshalIndent(m, "", "  ")
+	md := putBlob(t, store, ocispecs.MediaTypeImageManifest, mb)
+	md.Platform = &pf
+	idx := ocispecs.Index{MediaType: ocispecs.MediaTypeImageIndex, Manifests: []ocispecs.Descriptor{md}}
+	idx.SchemaVersion = 2
+	ib, _ := json.MarshalIndent(idx, "", "  ")
+	return putBlob(t, store, ocispecs.MediaTypeImageIndex, ib), md
+}
+
+func TestMergeIndexes(t *testing.T) {
+	dir := t.TempDir()
+	amd, arm := filepath.Join(dir, "amd"), filepath.Join(dir, "arm")
+	amdIdx, amdM := partStore(t, amd, ocispecs.Platform{OS: "linux", Architecture: "amd64"})
+	armIdx, armM := partStore(t, arm, ocispecs.Platform{OS: "linux", Architecture: "arm64"})
+	store := filepath.Join(dir, "svc")
+	// Parts in any order; the index follows the plan's platform order.
+	desc, err := MergeIndexes(store, []Part{{arm, armIdx}, {amd, amdIdx}}, []string{"linux/amd64", "linux/arm64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ocispecs.Index{MediaType: ocispecs.MediaTypeImageIndex, Manifests: []ocispecs.Descriptor{amdM, armM}}
+	want.SchemaVersion = 2
+	wb, _ := json.MarshalIndent(want, "", "  ")
+	if desc.Digest != digest.FromBytes(wb) {
+		t.Errorf("merged index %s, want the encoding of one builder's %s", desc.Digest, digest.FromBytes(wb))
+	}
+	for _, d := range []ocispecs.Descriptor{desc, amdM, armM, amdIdx} {
+		if _, err := os.Stat(blobFile(store, d)); err != nil {
+			t.Errorf("blob missing from the merged store: %v", err)
+		}
+	}
+	if _, err := MergeIndexes(store, []Part{{amd, amdIdx}, {amd, amdIdx}}, []string{"linux/amd64"}); err == nil {
+		t.Error("a platform built twice was merged")
+	}
+	if _, err := MergeIndexes(store, []Part{{amd, amdIdx}}, []string{"linux/arm64"}); err == nil {
+		t.Error("an unexpected platform was merged")
+	}
+
+	// The archive of the merged image holds what it reaches, nothing else.
+	archive := filepath.Join(dir, "a", "svc.oci.tar")
+	epoch := time.Unix(1700000000, 0)
+	if err := WriteOCIArchive(archive, store, desc, "svc:1.0.0", epoch); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !h.ModTime.Equal(epoch) {
+			t.Errorf("%s: time %v", h.Name, h.ModTime)
+		}
+		names = append(names, h.Name)
+	}
+	if len(names) != 2+2+7 { // oci-layout, index.json, 2 dirs, merged index + 2×(manifest, config, layer)
+		t.Errorf("archive entries: %v", names)
+	}
+	if !reflect.DeepEqual(names[:2], []string{"oci-layout", "index.json"}) {
+		t.Errorf("archive starts with %v", names[:2])
+	}
+}
