@@ -20,6 +20,7 @@ import (
 
 	"github.com/berthbuild/berth/pkg/diag"
 	"github.com/berthbuild/berth/pkg/engine"
+	"github.com/berthbuild/berth/pkg/export"
 	"github.com/berthbuild/berth/pkg/llbgen"
 	"github.com/berthbuild/berth/pkg/plan"
 )
@@ -202,7 +203,8 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		secrets: secretsprovider.FromMap(secretValues),
 		cacheTo: cacheTo, cacheFrom: cacheFrom,
 		o: o, proj: proj, eng: eng, nodes: nodes, graph: g, stderr: stderr, cacheDir: cacheDir,
-		outDir: outPath(proj.Config.Dir, pl.OutDir),
+		outDir:    outPath(proj.Config.Dir, pl.OutDir),
+		manifests: map[string]export.Manifest{},
 	}
 	return b.run(ctx)
 }

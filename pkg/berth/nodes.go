@@ -3,7 +3,6 @@ package berth
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -269,84 +267,36 @@ func (b *builder) nodeCache(n *node, in []client.CacheOptionsEntry, dirKey strin
 	return out, nil
 }
 
-// assemble puts together what several builders built: their binaries in
-// one directory, and each service built in parts as one index.
-func (b *builder) assemble(ctx context.Context, binTmp string) error {
-	if binTmp != "" {
-		for i := range b.nodes {
-			nd := filepath.Join(binTmp, fmt.Sprintf(".node-%d", i))
-			svcs, err := os.ReadDir(nd)
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			} else if err != nil {
-				return err
-			}
-			for _, s := range svcs {
-				pfs, err := os.ReadDir(filepath.Join(nd, s.Name()))
-				if err != nil {
-					return err
-				}
-				if err := os.MkdirAll(filepath.Join(binTmp, s.Name()), 0o755); err != nil {
-					return err
-				}
-				for _, pf := range pfs {
-					if err := os.Rename(filepath.Join(nd, s.Name(), pf.Name()), filepath.Join(binTmp, s.Name(), pf.Name())); err != nil {
-						return err
-					}
-				}
-			}
-			if err := os.RemoveAll(nd); err != nil {
-				return err
-			}
-		}
+// assembleBinaries moves the binaries several builders exported, each
+// into a directory of its own, into one.
+func (b *builder) assembleBinaries(binTmp string) error {
+	if binTmp == "" {
+		return nil
 	}
-	for _, si := range b.results {
-		if si.desc != "" {
-			continue // one builder built it whole
+	for i := range b.nodes {
+		nd := filepath.Join(binTmp, fmt.Sprintf(".node-%d", i))
+		svcs, err := os.ReadDir(nd)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return err
 		}
-		var parts []export.Part
-		for _, j := range si.jobs {
-			d, err := decodeDescriptor(j.desc)
+		for _, s := range svcs {
+			pfs, err := os.ReadDir(filepath.Join(nd, s.Name()))
 			if err != nil {
-				return fmt.Errorf("%s on %s: %w", si.service, j.n.name(), err)
-			}
-			parts = append(parts, export.Part{Store: j.store, Index: d})
-		}
-		var order []string
-		for _, t := range b.images(si.service) {
-			order = append(order, t.Plan.Platform)
-		}
-		unlock, err := export.Lock(ctx, si.store+".lock")
-		if err != nil {
-			return err
-		}
-		desc, err := export.MergeIndexes(si.store, parts, order)
-		if err == nil {
-			// The store stays a layout naming the image, as an export
-			// leaves it.
-			l := &export.Layout{Dir: si.store}
-			l.AddIndex(desc, si.ref)
-			err = l.Finish()
-		}
-		unlock()
-		if err != nil {
-			return fmt.Errorf("%s: %w", si.service, err)
-		}
-		raw, err := json.Marshal(desc)
-		if err != nil {
-			return err
-		}
-		si.desc = base64.StdEncoding.EncodeToString(raw)
-		if b.o.OCIArchive {
-			epoch := time.Unix(b.proj.Plan.SourceDateEpoch, 0).UTC()
-			if err := export.WriteOCIArchive(b.ociArchivePath(si), si.store, desc, si.ref, epoch); err != nil {
 				return err
 			}
-		}
-		if b.o.Push != "" {
-			if err := pushIndex(ctx, si.store, desc, b.pushName(si)); err != nil {
+			if err := os.MkdirAll(filepath.Join(binTmp, s.Name()), 0o755); err != nil {
 				return err
 			}
+			for _, pf := range pfs {
+				if err := os.Rename(filepath.Join(nd, s.Name(), pf.Name()), filepath.Join(binTmp, s.Name(), pf.Name())); err != nil {
+					return err
+				}
+			}
+		}
+		if err := os.RemoveAll(nd); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -360,9 +310,8 @@ func decodeDescriptor(s string) (ocispecs.Descriptor, error) {
 	return export.ReadDescriptor(raw)
 }
 
-// pushIndex pushes an index assembled from several builders' parts, with
-// every blob it needs, the way buildx pushes the index of a multi-node
-// build: blobs the registry has already are not sent again.
+// pushIndex pushes a service's index from the store, with every blob it
+// needs; blobs the registry has already are not sent again.
 func pushIndex(ctx context.Context, store string, desc ocispecs.Descriptor, ref string) error {
 	var nopts []name.Option
 	if insecureRegistry(ref) {

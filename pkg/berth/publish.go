@@ -40,6 +40,9 @@ func (b *builder) publish(ctx context.Context, binTmp string) (*BuildResult, err
 		if err := b.publishLayout(dest, res); err != nil {
 			return nil, err
 		}
+		if err := b.gcStores(); err != nil {
+			return nil, err
+		}
 		tracerFrom(ctx).mark("publish layout")
 		res.Layout = dest
 	}
@@ -120,7 +123,7 @@ func (b *builder) publishLayout(dest string, res *BuildResult) error {
 		if err != nil {
 			return err
 		}
-		if err := lay.AddStore(si.store); err != nil {
+		if err := lay.AddImage(si.store, si.index); err != nil {
 			return err
 		}
 		lay.AddIndex(desc, si.ref)
@@ -149,7 +152,6 @@ func keepOthers(dest string, lay *export.Layout, built map[string]bool) error {
 	if err := json.Unmarshal(b, &idx); err != nil {
 		return nil
 	}
-	kept := false
 	for _, m := range idx.Manifests {
 		d, err := export.ReadDescriptor(m)
 		if err != nil {
@@ -160,11 +162,12 @@ func keepOthers(dest string, lay *export.Layout, built map[string]bool) error {
 		if built[svc] {
 			continue
 		}
+		// Only the blobs of the images kept: the layout holds what its
+		// index names, nothing older.
+		if err := lay.AddImage(dest, d); err != nil {
+			return err
+		}
 		lay.AddIndex(d, name)
-		kept = true
-	}
-	if kept {
-		return lay.AddStore(dest)
 	}
 	return nil
 }

@@ -7,20 +7,18 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/util/progress/progressui"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/berthbuild/berth/pkg/engine"
 	"github.com/berthbuild/berth/pkg/export"
@@ -55,6 +53,8 @@ type builder struct {
 	// started: only what this build appended is shown.
 	runcLogAt int64
 	results   []*serviceImage
+	// manifests maps a target (service/platform) to its image manifest.
+	manifests map[string]export.Manifest
 
 	loaded         []string
 	dockerArchives []string
@@ -68,24 +68,12 @@ type failure struct {
 type serviceImage struct {
 	service string
 	ref     string
-	store   string // persistent OCI store
-	desc    string // base64 descriptor
-	jobs    []*imageJob
-}
-
-// imageJob is a service's images on one builder: all of them, or the part
-// of a service built by several builders.
-type imageJob struct {
-	si    *serviceImage
-	n     *node
-	imgs  []llbgen.Target
+	// store holds the service's index, desc (base64 JSON) and index its
+	// descriptor.
 	store string
-	whole bool
-	desc  string // base64 descriptor of the job's index
+	desc  string
+	index ocispecs.Descriptor
 }
-
-// imageSolves is how many image solves run at once.
-const imageSolves = 8
 
 func (b *builder) marshal(ctx context.Context, st llb.State) (*llb.Definition, error) {
 	// A stable unique id for local sources gives every solve of this run,
@@ -163,60 +151,48 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 			eg.Go(func() error { return onNode(n, b.buildBinaries(ectx, n, dir, ch)) })
 		}
 	}
-	// One solve per service and builder, at most a few at once: each is a
-	// session with its own streams, and the engine runs a few steps at a
-	// time anyway.
-	sem := semaphore.NewWeighted(imageSolves)
 	for _, s := range b.proj.Plan.Services {
-		imgs := b.images(s)
-		if len(imgs) == 0 {
-			continue
+		if len(b.images(s)) > 0 {
+			b.results = append(b.results, &serviceImage{service: s, ref: s + ":" + plan.ImageTag(b.proj.Plan.Version)})
 		}
-		si := &serviceImage{service: s, ref: s + ":" + plan.ImageTag(b.proj.Plan.Version)}
-		if !b.eng.NoOCIExporter {
-			// A store that outlives the build: blobs it has already are
-			// not sent again, so a warm build exports almost nothing.
-			si.store = filepath.Join(b.cacheDir, "oci", hashKey(b.outDir), s)
-			if err := os.MkdirAll(si.store, 0o755); err != nil {
+	}
+	if len(b.results) > 0 && b.eng.NoOCIExporter {
+		// The Docker engine's BuildKit keeps images in the engine, by
+		// name: a solve per service.
+		for _, si := range b.results {
+			ch := newStatus(b.nodes[0])
+			eg.Go(func() error { return b.buildMobyImage(ectx, si, ch) })
+		}
+	} else if len(b.results) > 0 {
+		// The stores are shared with concurrent berth runs of the same
+		// project and output: one run at a time exports, assembles and
+		// publishes.
+		for _, n := range append([]*node{nil}, b.nodes...) {
+			if err := os.MkdirAll(b.imageStore(n), 0o755); err != nil {
 				return nil, err
 			}
 		}
-		b.results = append(b.results, si)
+		unlock, err := export.Lock(ctx, b.imageStore(nil)+".lock")
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
 		for _, n := range b.nodes {
-			job := &imageJob{si: si, n: n, store: si.store, whole: true}
-			for _, t := range imgs {
-				if b.nodeOf(t.Plan) == n {
-					job.imgs = append(job.imgs, t)
-				}
-			}
-			if len(job.imgs) == 0 {
+			if !hasImages(n) {
 				continue
 			}
-			if len(job.imgs) < len(imgs) {
-				// Part of a service built by several builders: its own
-				// store, assembled into the service's after the solves.
-				job.whole = false
-				job.store = si.store + ".part-" + n.suffix()
-				if err := os.MkdirAll(job.store, 0o755); err != nil {
-					return nil, err
-				}
-			}
-			si.jobs = append(si.jobs, job)
 			ch := newStatus(n)
-			eg.Go(func() error {
-				if err := sem.Acquire(ectx, 1); err != nil {
-					return err
-				}
-				defer sem.Release(1)
-				return onNode(n, b.buildImage(ectx, job, ch))
-			})
+			eg.Go(func() error { return onNode(n, b.buildNodeImages(ectx, n, ch)) })
 		}
 	}
 	err = eg.Wait()
 	tracerFrom(ctx).mark("solve and export")
 	if err == nil && len(b.nodes) > 1 {
-		err = b.assemble(ctx, binTmp)
-		tracerFrom(ctx).mark("assemble parts")
+		err = b.assembleBinaries(binTmp)
+	}
+	if err == nil && len(b.results) > 0 && !b.eng.NoOCIExporter {
+		err = b.assembleImages(ctx)
+		tracerFrom(ctx).mark("assemble images")
 	}
 	if err == nil && binTmp != "" {
 		err = b.binariesFromImages(binTmp)
@@ -333,59 +309,24 @@ func (b *builder) buildBinaries(ctx context.Context, n *node, dir string, ch cha
 	return err
 }
 
-// buildImage builds a service's images on one builder, a ref per
-// platform, verifies each binary, and exports the (multi-platform) index
-// to the job's store. A job that builds every platform of the service
-// also pushes the image and writes its archive.
-func (b *builder) buildImage(ctx context.Context, job *imageJob, ch chan *client.SolveStatus) error {
-	pl := b.proj.Plan
-	si := job.si
-	sde := strconv.FormatInt(pl.SourceDateEpoch, 10)
-	var exports []client.ExportEntry
-	if job.n.eng.NoOCIExporter {
-		// The Docker engine's BuildKit stores images in the engine.
-		exports = append(exports, client.ExportEntry{Type: "moby", Attrs: map[string]string{"name": si.ref}})
-	} else {
-		exports = append(exports, client.ExportEntry{
-			Type:      client.ExporterOCI,
-			Attrs:     map[string]string{"name": si.ref, "tar": "false", "oci-mediatypes": "true", "source-date-epoch": sde},
-			OutputDir: job.store,
-		})
-		if b.o.OCIArchive && job.whole {
-			exports = append(exports, client.ExportEntry{
-				Type:   client.ExporterOCI,
-				Attrs:  map[string]string{"name": si.ref, "oci-mediatypes": "true", "source-date-epoch": sde},
-				Output: atomicOutput(b.ociArchivePath(si)),
-			})
-		}
-	}
-	if b.o.Push != "" && job.whole {
-		attrs := map[string]string{"name": b.pushName(si), "push": "true", "oci-mediatypes": "true", "source-date-epoch": sde}
-		if insecureRegistry(attrs["name"]) {
-			attrs["registry.insecure"] = "true"
-		}
-		exports = append(exports, client.ExportEntry{Type: client.ExporterImage, Attrs: attrs})
-	}
-	// The store is shared with concurrent berth runs of the same
-	// project: one export into it at a time.
-	if job.store != "" {
-		unlock, err := export.Lock(ctx, job.store+".lock")
-		if err != nil {
-			return err
-		}
-		defer unlock()
-	}
-	resp, err := job.n.eng.Client.Build(ctx, b.solveOpt(job.n, exports), "berth", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
-		return b.imageResult(ctx, c, job.n, job.imgs)
+// buildMobyImage builds a service's images on the Docker engine's
+// BuildKit, which stores them in the engine under the service's name.
+func (b *builder) buildMobyImage(ctx context.Context, si *serviceImage, ch chan *client.SolveStatus) error {
+	n := b.nodes[0]
+	exports := []client.ExportEntry{{Type: "moby", Attrs: map[string]string{"name": si.ref}}}
+	_, err := n.eng.Client.Build(ctx, b.solveOpt(n, exports), "berth", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
+		return b.imageResult(ctx, c, n, b.images(si.service))
 	}, ch)
-	if err != nil {
-		return err
+	return err
+}
+
+func hasImages(n *node) bool {
+	for _, t := range n.graph.Targets {
+		if t.Image != nil {
+			return true
+		}
 	}
-	job.desc = resp.ExporterResponse[exptypes.ExporterImageDescriptorKey]
-	if job.whole {
-		si.desc = job.desc
-	}
-	return nil
+	return false
 }
 
 func (b *builder) ociArchivePath(si *serviceImage) string {
@@ -412,6 +353,9 @@ func (b *builder) imageResult(ctx context.Context, c gateway.Client, n *node, im
 		imports[i] = gateway.CacheOptionsEntry{Type: e.Type, Attrs: e.Attrs}
 	}
 	eg, ectx := errgroup.WithContext(ctx)
+	// The engine runs a few steps at a time: a bounded number of requests
+	// in flight keeps every one of its workers busy.
+	eg.SetLimit(32)
 	for i, t := range imgs {
 		eg.Go(func() error {
 			def, err := b.marshal(ectx, t.Image.State)
@@ -446,7 +390,7 @@ func (b *builder) imageResult(ctx context.Context, c gateway.Client, n *node, im
 	}
 	exp := exptypes.Platforms{Platforms: make([]exptypes.Platform, len(imgs))}
 	for i, t := range imgs {
-		id := platforms.Format(t.Image.Platform)
+		id := targetID(t)
 		cfg, err := json.Marshal(t.Image.Config)
 		if err != nil {
 			return nil, err

@@ -29,30 +29,6 @@ func NewLayout(dir string) (*Layout, error) {
 	return &Layout{Dir: dir}, nil
 }
 
-// AddStore copies the blobs of another layout directory (as written by
-// BuildKit's oci exporter with tar=false) into l; blobs are content
-// addressed, so a blob present already is kept.
-func (l *Layout) AddStore(dir string) error {
-	src := filepath.Join(dir, "blobs", "sha256")
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		dst := filepath.Join(l.Dir, "blobs", "sha256", e.Name())
-		if _, err := os.Stat(dst); err == nil {
-			continue
-		}
-		if err := os.Link(filepath.Join(src, e.Name()), dst); err == nil {
-			continue
-		}
-		if err := copyFile(filepath.Join(src, e.Name()), dst); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // AddIndex names a descriptor (of an image index or manifest whose blobs
 // are in l) as ref.
 func (l *Layout) AddIndex(desc ocispecs.Descriptor, ref string) {
@@ -107,73 +83,117 @@ func ReadDescriptor(b []byte) (ocispecs.Descriptor, error) {
 	return d, nil
 }
 
-// Part is one builder's share of a multi-platform image: an image index
-// in an OCI store directory.
-type Part struct {
+// Manifest is an image manifest in an OCI store directory, its
+// descriptor carrying the platform.
+type Manifest struct {
 	Store string
-	Index ocispecs.Descriptor
+	Desc  ocispecs.Descriptor
 }
 
-// MergeIndexes assembles one image index from the manifests of the parts'
-// indexes, ordered by platform as in order ("linux/amd64", ...), writes
-// it and every blob of the parts into store, and returns its descriptor.
-// The index is encoded as BuildKit encodes the indexes it exports, so an
-// image built in parts has the digest it has when one builder builds it.
-func MergeIndexes(store string, parts []Part, order []string) (ocispecs.Descriptor, error) {
-	var merged ocispecs.Index
-	rank := map[string]int{}
-	for i, pf := range order {
-		rank[pf] = i
-	}
-	for i, p := range parts {
-		var idx ocispecs.Index
-		b, err := os.ReadFile(blobFile(p.Store, p.Index))
-		if err != nil {
-			return ocispecs.Descriptor{}, err
+// AssembleIndex writes into store a multi-platform image index of the
+// manifests, in the order given, with every blob they reach, and returns
+// its descriptor. The index is encoded as BuildKit encodes the indexes it
+// exports, so an index assembled from one export of the whole project, or
+// from several builders' exports, has the digest BuildKit gives the same
+// images exported alone.
+func AssembleIndex(store string, ms []Manifest) (ocispecs.Descriptor, error) {
+	idx := ocispecs.Index{MediaType: ocispecs.MediaTypeImageIndex, Manifests: make([]ocispecs.Descriptor, len(ms))}
+	idx.SchemaVersion = 2
+	seen := map[string]bool{}
+	for i, m := range ms {
+		if m.Desc.Platform == nil {
+			return ocispecs.Descriptor{}, fmt.Errorf("manifest %s has no platform", m.Desc.Digest)
 		}
-		if err := json.Unmarshal(b, &idx); err != nil {
-			return ocispecs.Descriptor{}, fmt.Errorf("index %s in %s: %w", p.Index.Digest, p.Store, err)
+		pf := platformString(*m.Desc.Platform)
+		if seen[pf] {
+			return ocispecs.Descriptor{}, fmt.Errorf("two %s manifests in one index", pf)
 		}
-		if i == 0 {
-			merged = idx
-			merged.Manifests = nil
-		}
-		for _, m := range idx.Manifests {
-			if m.Platform == nil {
-				return ocispecs.Descriptor{}, fmt.Errorf("index %s in %s: a manifest without a platform", p.Index.Digest, p.Store)
+		seen[pf] = true
+		idx.Manifests[i] = m.Desc
+		if m.Store != store {
+			if err := copyReachable(m.Store, store, m.Desc); err != nil {
+				return ocispecs.Descriptor{}, err
 			}
-			if _, ok := rank[platformString(*m.Platform)]; !ok {
-				return ocispecs.Descriptor{}, fmt.Errorf("index %s in %s: unexpected platform %s", p.Index.Digest, p.Store, platformString(*m.Platform))
-			}
-			merged.Manifests = append(merged.Manifests, m)
 		}
 	}
-	sort.SliceStable(merged.Manifests, func(i, j int) bool {
-		return rank[platformString(*merged.Manifests[i].Platform)] < rank[platformString(*merged.Manifests[j].Platform)]
-	})
-	for i := 1; i < len(merged.Manifests); i++ {
-		if platformString(*merged.Manifests[i].Platform) == platformString(*merged.Manifests[i-1].Platform) {
-			return ocispecs.Descriptor{}, fmt.Errorf("two builders built %s", platformString(*merged.Manifests[i].Platform))
-		}
-	}
-	b, err := json.MarshalIndent(merged, "", "  ")
+	b, err := json.MarshalIndent(idx, "", "  ")
 	if err != nil {
 		return ocispecs.Descriptor{}, err
 	}
-	desc := ocispecs.Descriptor{MediaType: merged.MediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
-	l := &Layout{Dir: store}
-	if err := os.MkdirAll(filepath.Join(store, "blobs", "sha256"), 0o755); err != nil {
+	desc := ocispecs.Descriptor{MediaType: idx.MediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
+	if _, err := os.Stat(blobFile(store, desc)); err == nil {
+		return desc, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(blobFile(store, desc)), 0o755); err != nil {
 		return desc, err
 	}
-	for _, p := range parts {
-		if err := l.AddStore(p.Store); err != nil {
-			return desc, err
+	return desc, WriteFile(blobFile(store, desc), b, 0o644)
+}
+
+// copyReachable links (or copies) the blobs desc reaches from one store
+// into another; blobs present already are kept.
+func copyReachable(from, to string, desc ocispecs.Descriptor) error {
+	blobs := map[string]bool{}
+	if err := reach(from, desc, blobs); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(to, "blobs", "sha256"), 0o755); err != nil {
+		return err
+	}
+	for _, hex := range sortedKeys(blobs) {
+		src := filepath.Join(from, "blobs", "sha256", hex)
+		dst := filepath.Join(to, "blobs", "sha256", hex)
+		if _, err := os.Stat(dst); err == nil {
+			continue
+		}
+		if err := os.Link(src, dst); err == nil {
+			continue
+		}
+		if err := copyFile(src, dst); err != nil {
+			return err
 		}
 	}
-	if err := WriteFile(blobFile(store, desc), b, 0o644); err != nil {
-		return desc, err
+	return nil
+}
+
+// AddImage copies into l the blobs an index or manifest in store reaches,
+// and nothing else of the store.
+func (l *Layout) AddImage(store string, desc ocispecs.Descriptor) error {
+	return copyReachable(store, l.Dir, desc)
+}
+
+// GC removes from store every blob that none of roots reaches; a store
+// kept between builds then holds what the last build made, not every
+// binary ever built.
+func GC(store string, roots []ocispecs.Descriptor) error {
+	keep := map[string]bool{}
+	for _, r := range roots {
+		if err := reach(store, r, keep); err != nil {
+			return err
+		}
 	}
-	return desc, nil
+	dir := filepath.Join(store, "blobs", "sha256")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !keep[e.Name()] {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func blobFile(store string, d ocispecs.Descriptor) string {

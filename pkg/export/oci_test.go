@@ -45,14 +45,13 @@ func partStore(t *testing.T, store string, pf ocispecs.Platform) (ocispecs.Descr
 	return putBlob(t, store, ocispecs.MediaTypeImageIndex, ib), md
 }
 
-func TestMergeIndexes(t *testing.T) {
+func TestAssembleIndex(t *testing.T) {
 	dir := t.TempDir()
 	amd, arm := filepath.Join(dir, "amd"), filepath.Join(dir, "arm")
 	amdIdx, amdM := partStore(t, amd, ocispecs.Platform{OS: "linux", Architecture: "amd64"})
-	armIdx, armM := partStore(t, arm, ocispecs.Platform{OS: "linux", Architecture: "arm64"})
-	store := filepath.Join(dir, "svc")
-	// Parts in any order; the index follows the plan's platform order.
-	desc, err := MergeIndexes(store, []Part{{arm, armIdx}, {amd, amdIdx}}, []string{"linux/amd64", "linux/arm64"})
+	_, armM := partStore(t, arm, ocispecs.Platform{OS: "linux", Architecture: "arm64"})
+	store := amd // one of the stores is the destination, as with one builder
+	desc, err := AssembleIndex(store, []Manifest{{amd, amdM}, {arm, armM}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,18 +59,29 @@ func TestMergeIndexes(t *testing.T) {
 	want.SchemaVersion = 2
 	wb, _ := json.MarshalIndent(want, "", "  ")
 	if desc.Digest != digest.FromBytes(wb) {
-		t.Errorf("merged index %s, want the encoding of one builder's %s", desc.Digest, digest.FromBytes(wb))
+		t.Errorf("assembled index %s, want the encoding of BuildKit's %s", desc.Digest, digest.FromBytes(wb))
 	}
-	for _, d := range []ocispecs.Descriptor{desc, amdM, armM, amdIdx} {
+	for _, d := range []ocispecs.Descriptor{desc, amdM, armM} {
 		if _, err := os.Stat(blobFile(store, d)); err != nil {
-			t.Errorf("blob missing from the merged store: %v", err)
+			t.Errorf("blob missing from the store: %v", err)
 		}
 	}
-	if _, err := MergeIndexes(store, []Part{{amd, amdIdx}, {amd, amdIdx}}, []string{"linux/amd64"}); err == nil {
-		t.Error("a platform built twice was merged")
+	if _, err := AssembleIndex(store, []Manifest{{amd, amdM}, {amd, amdM}}); err == nil {
+		t.Error("a platform twice was accepted")
 	}
-	if _, err := MergeIndexes(store, []Part{{amd, amdIdx}}, []string{"linux/arm64"}); err == nil {
-		t.Error("an unexpected platform was merged")
+
+	// GC keeps what the index reaches and drops the rest (the part's own
+	// one-platform index).
+	if err := GC(store, []ocispecs.Descriptor{desc}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(blobFile(store, amdIdx)); !os.IsNotExist(err) {
+		t.Errorf("an unreachable blob survived: %v", err)
+	}
+	for _, d := range []ocispecs.Descriptor{desc, amdM, armM} {
+		if _, err := os.Stat(blobFile(store, d)); err != nil {
+			t.Errorf("GC dropped a reachable blob: %v", err)
+		}
 	}
 
 	// The archive of the merged image holds what it reaches, nothing else.
@@ -100,7 +110,7 @@ func TestMergeIndexes(t *testing.T) {
 		}
 		names = append(names, h.Name)
 	}
-	if len(names) != 2+2+7 { // oci-layout, index.json, 2 dirs, merged index + 2×(manifest, config, layer)
+	if len(names) != 2+2+7 { // oci-layout, index.json, 2 dirs, index + 2×(manifest, config, layer)
 		t.Errorf("archive entries: %v", names)
 	}
 	if !reflect.DeepEqual(names[:2], []string{"oci-layout", "index.json"}) {

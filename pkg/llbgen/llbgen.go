@@ -91,6 +91,18 @@ func Generate(env Env) (*Graph, error) {
 	builder := llb.Platform(env.Builder)
 	mods := modDownload(env, builder)
 	std := map[string]llb.State{}
+	// One static base per user: the same state for every target, so it is
+	// marshaled once, however many targets use it.
+	bases := map[[2]int]llb.State{}
+	staticBase := func(t *plan.Target) llb.State {
+		k := [2]int{t.User, t.Group}
+		if st, ok := bases[k]; ok {
+			return st
+		}
+		st := StaticBase(env, t, epoch)
+		bases[k] = st
+		return st
+	}
 	g := &Graph{}
 	for i := range p.Targets {
 		t := &p.Targets[i]
@@ -102,7 +114,7 @@ func Generate(env Env) (*Graph, error) {
 		bin := compile(env, t, mods, gate, builder)
 		gt := Target{Plan: t, Binary: bin}
 		if t.Outputs.Image {
-			img, err := image(env, t, bin, epoch)
+			img, err := image(env, t, bin, epoch, staticBase)
 			if err != nil {
 				return nil, err
 			}
@@ -302,7 +314,7 @@ func OCIPlatform(s string) ocispecs.Platform {
 	return p
 }
 
-func image(env Env, t *plan.Target, bin llb.State, epoch time.Time) (*Image, error) {
+func image(env Env, t *plan.Target, bin llb.State, epoch time.Time, staticBase func(*plan.Target) llb.State) (*Image, error) {
 	pf := OCIPlatform(t.Platform)
 	var base llb.State
 	var history []ocispecs.History
@@ -310,7 +322,7 @@ func image(env Env, t *plan.Target, bin llb.State, epoch time.Time) (*Image, err
 	case "scratch":
 		base = llb.Scratch()
 	case "static":
-		base = StaticBase(env, t, epoch)
+		base = staticBase(t)
 		history = append(history, ocispecs.History{Created: &epoch, CreatedBy: "berth: static base (passwd, group, CA certificates, zoneinfo)", Comment: "berth"})
 	default:
 		base = llb.Image(t.Base, llb.Platform(pf), llb.WithCustomName("[berth] base "+t.Base))

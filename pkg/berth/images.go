@@ -1,0 +1,163 @@
+package berth
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/berthbuild/berth/pkg/export"
+	"github.com/berthbuild/berth/pkg/llbgen"
+)
+
+// Images. Each builder builds all of its image targets in one solve and
+// exports them, as one OCI index, into a store on this machine that
+// outlives the build: a blob the store has already is not sent again, so
+// a warm build exports almost nothing. One solve means one session: the
+// module and the toolchain are walked and sent once, not once per
+// service. berth then writes each service's multi-platform index from
+// the manifests, encoded as BuildKit encodes the index of a multi-platform
+// export, so the digest is the one BuildKit gives the service exported
+// alone, whatever the number of services and builders.
+
+// imageStore is the OCI store of the project's images (of the output
+// directory): one per builder when there are several.
+func (b *builder) imageStore(n *node) string {
+	dir := filepath.Join(b.cacheDir, "oci", hashKey(b.outDir))
+	if n == nil || len(b.nodes) == 1 {
+		return filepath.Join(dir, "images")
+	}
+	return filepath.Join(dir, "images-"+n.suffix())
+}
+
+// targetID keys a target in a solve's result.
+func targetID(t llbgen.Target) string {
+	return t.Plan.Service + "/" + t.Plan.Platform
+}
+
+// buildNodeImages builds and exports every image target of node n, and
+// records each target's manifest.
+func (b *builder) buildNodeImages(ctx context.Context, n *node, ch chan *client.SolveStatus) error {
+	var imgs []llbgen.Target
+	for _, t := range n.graph.Targets {
+		if t.Image != nil {
+			imgs = append(imgs, t)
+		}
+	}
+	store := b.imageStore(n)
+	exports := []client.ExportEntry{{
+		Type: client.ExporterOCI,
+		Attrs: map[string]string{
+			"name": b.proj.Plan.Project, "tar": "false", "oci-mediatypes": "true",
+			"source-date-epoch": strconv.FormatInt(b.proj.Plan.SourceDateEpoch, 10),
+		},
+		OutputDir: store,
+	}}
+	resp, err := n.eng.Client.Build(ctx, b.solveOpt(n, exports), "berth", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
+		return b.imageResult(ctx, c, n, imgs)
+	}, ch)
+	if err != nil {
+		return err
+	}
+	top, err := decodeDescriptor(resp.ExporterResponse[exptypes.ExporterImageDescriptorKey])
+	if err != nil {
+		return err
+	}
+	var idx ocispecs.Index
+	if err := readBlob(store, top, &idx); err != nil {
+		return err
+	}
+	// The exporter lists the manifests in the order of the result's
+	// platforms: the order of imgs.
+	if len(idx.Manifests) != len(imgs) {
+		return fmt.Errorf("the export holds %d images, not %d", len(idx.Manifests), len(imgs))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, t := range imgs {
+		m := idx.Manifests[i]
+		if m.Platform == nil || m.Platform.OS != t.Image.Platform.OS || m.Platform.Architecture != t.Image.Platform.Architecture || m.Platform.Variant != t.Image.Platform.Variant {
+			return fmt.Errorf("%s: the export's image %d is not for %s", t.Plan.Service, i, t.Plan.Platform)
+		}
+		b.manifests[targetID(t)] = export.Manifest{Store: store, Desc: m}
+	}
+	return nil
+}
+
+// assembleImages writes every service's index into the project's store,
+// and its archive, and pushes it.
+func (b *builder) assembleImages(ctx context.Context) error {
+	store := b.imageStore(nil)
+	epoch := time.Unix(b.proj.Plan.SourceDateEpoch, 0).UTC()
+	for _, si := range b.results {
+		var ms []export.Manifest
+		for _, t := range b.images(si.service) {
+			m, ok := b.manifests[targetID(t)]
+			if !ok {
+				return fmt.Errorf("%s (%s): no image was exported", t.Plan.Service, t.Plan.Platform)
+			}
+			ms = append(ms, m)
+		}
+		desc, err := export.AssembleIndex(store, ms)
+		if err != nil {
+			return fmt.Errorf("%s: %w", si.service, err)
+		}
+		raw, err := json.Marshal(desc)
+		if err != nil {
+			return err
+		}
+		si.store, si.desc, si.index = store, base64.StdEncoding.EncodeToString(raw), desc
+		if b.o.OCIArchive {
+			if err := export.WriteOCIArchive(b.ociArchivePath(si), store, desc, si.ref, epoch); err != nil {
+				return err
+			}
+		}
+	}
+	// The store is a layout naming each service's index.
+	l := &export.Layout{Dir: store}
+	for _, si := range b.results {
+		l.AddIndex(si.index, si.ref)
+	}
+	if err := l.Finish(); err != nil {
+		return err
+	}
+	if b.o.Push == "" {
+		return nil
+	}
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(4)
+	for _, si := range b.results {
+		eg.Go(func() error { return pushIndex(ectx, store, si.index, b.pushName(si)) })
+	}
+	return eg.Wait()
+}
+
+// gcStores drops from the image stores every blob this build's images do
+// not reach: the stores hold the last build, not every binary ever built.
+func (b *builder) gcStores() error {
+	roots := map[string][]ocispecs.Descriptor{}
+	proj := b.imageStore(nil)
+	for _, si := range b.results {
+		roots[proj] = append(roots[proj], si.index)
+	}
+	for _, m := range b.manifests {
+		if m.Store != proj {
+			roots[m.Store] = append(roots[m.Store], m.Desc)
+		}
+	}
+	for store, r := range roots {
+		if err := export.GC(store, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
