@@ -96,7 +96,7 @@ func planAndLLB(dir string) (llbStats, error) {
 		Toolchain: llb.Local("goroot", llb.SharedKeyHint("bench-goroot")),
 		Packages:  pkgs,
 		Sources:   map[string]*llb.SourceMap{},
-		CACerts:   llbgen.CACerts(),
+		Static:    llb.Local("static", llb.SharedKeyHint("bench-static")),
 	})
 	if err != nil {
 		return st, err
@@ -118,11 +118,12 @@ func planAndLLB(dir string) (llbStats, error) {
 	for _, op := range def.Def {
 		st.DefBytes += int64(len(op))
 	}
-	for _, im := range images {
-		d, err := im.Marshal(ctx, uid)
-		if err != nil {
-			return st, err
-		}
+	// As berth build does: one marshal of every image, one definition each.
+	defs, err := llbgen.Definitions(ctx, images, uid)
+	if err != nil {
+		return st, err
+	}
+	for _, d := range defs {
 		st.Ops += len(d.Def)
 		for _, op := range d.Def {
 			st.DefBytes += int64(len(op))

@@ -11,11 +11,13 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	bkbuild "github.com/moby/buildkit/cmd/buildctl/build"
 	"github.com/moby/buildkit/session/secrets/secretsprovider"
+	digest "github.com/opencontainers/go-digest"
 	"github.com/tonistiigi/fsutil"
 
 	"github.com/berthbuild/berth/pkg/diag"
@@ -118,7 +120,23 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 			}
 		}
 	}()
+	cacheDir := o.CacheDir
+	if cacheDir == "" {
+		cacheDir = defaultCacheDir(o.Env)
+	}
+	// go list needs no engine: it runs while the engine starts and the
+	// toolchain is fetched.
+	type listed struct {
+		pkgs llbgen.Packages
+		err  error
+	}
+	listCh := make(chan listed, 1)
+	go func() {
+		pkgs, err := listPackages(ctx, proj.Module.Dir, cacheDir, pl)
+		listCh <- listed{pkgs, err}
+	}()
 	if err := connectNodes(ctx, nodes); err != nil {
+		<-listCh
 		return nil, err
 	}
 	eng := nodes[0].eng
@@ -132,27 +150,34 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		api.Close()
 	}
 
-	cacheDir := o.CacheDir
-	if cacheDir == "" {
-		cacheDir = defaultCacheDir(o.Env)
-	}
 	// Each builder compiles with the toolchain of its own platform.
-	goroots := map[string]string{}
+	toolStore := filepath.Join(cacheDir, "toolchain-images")
+	tools := map[string]digest.Digest{}
 	for _, n := range nodes {
 		pf := platforms.Format(n.eng.Platform)
-		if goroots[pf] != "" {
+		if tools[pf] != "" {
 			continue
 		}
 		goroot, err := FetchToolchain(ctx, pl.Go.Version, n.eng.Platform, pl.Go.Proxy, pl.Go.SumDB)
-		if err != nil {
-			return nil, err
+		if err == nil {
+			goroot, err = executableToolchain(goroot, cacheDir)
 		}
-		if goroots[pf], err = executableToolchain(goroot, cacheDir); err != nil {
+		if err == nil {
+			tools[pf], err = toolchainImage(goroot, toolStore, n.eng.Platform)
+		}
+		if err != nil {
+			<-listCh
 			return nil, err
 		}
 	}
+	tstore, err := toolchainStore(toolStore)
+	if err != nil {
+		<-listCh
+		return nil, err
+	}
 	tr.mark("toolchain")
-	pkgs, err := listPackages(ctx, proj.Module.Dir, cacheDir, pl)
+	l := <-listCh
+	pkgs, err := l.pkgs, l.err
 	tr.mark("go list")
 	if err != nil {
 		// Still correct, only less incremental: send the whole module.
@@ -163,19 +188,25 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	static, err := staticFiles(cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	staticFS, err := fsutil.NewFS(static)
+	if err != nil {
+		return nil, err
+	}
 	g := &llbgen.Graph{}
 	for _, n := range nodes {
 		sub := proj.Plan
 		if len(nodes) > 1 {
 			sub = subPlan(pl, n.pfs)
 		}
-		if n.graph, err = generate(proj, sub, n.eng, pkgs); err != nil {
+		if n.graph, err = generate(proj, sub, n.eng, tools[platforms.Format(n.eng.Platform)], pkgs); err != nil {
 			return nil, err
 		}
-		n.mounts = map[string]fsutil.FS{"context": ctxFS}
-		if n.mounts["goroot"], err = fsutil.NewFS(goroots[platforms.Format(n.eng.Platform)]); err != nil {
-			return nil, err
-		}
+		n.mounts = map[string]fsutil.FS{"context": ctxFS, "static": staticFS}
+		n.stores = map[string]content.Store{ToolchainStoreID: tstore}
 	}
 	// The whole graph, in plan order.
 	for i := range pl.Targets {
@@ -277,7 +308,7 @@ func selectTargets(p *Project, services, pfs []string) error {
 // toolchainExcludes leave out of the toolchain what no build reads.
 var toolchainExcludes = []string{"api", "doc", "misc", "test", "**/testdata", "src/cmd", "pkg/tool/*/api", "pkg/tool/*/doc", "pkg/tool/*/fix", "pkg/tool/*/test2json", "pkg/tool/*/trace", "pkg/tool/*/pprof", "pkg/tool/*/covdata", "pkg/tool/*/preprofile"}
 
-func generate(proj *Project, pl *plan.Plan, eng *engine.Engine, pkgs llbgen.Packages) (*llbgen.Graph, error) {
+func generate(proj *Project, pl *plan.Plan, eng *engine.Engine, toolchain digest.Digest, pkgs llbgen.Packages) (*llbgen.Graph, error) {
 	ctxOpts := []llb.LocalOption{
 		llb.SharedKeyHint("berth-context:" + proj.Module.Dir),
 		llb.ExcludePatterns([]string{".git", "**/.git", filepath.ToSlash(filepath.Join(mustRel(proj.Module.Dir, proj.Config.Dir), pl.OutDir))}),
@@ -297,12 +328,15 @@ func generate(proj *Project, pl *plan.Plan, eng *engine.Engine, pkgs llbgen.Pack
 		Builder:  eng.Platform,
 		Context:  llb.Local("context", ctxOpts...),
 		Packages: pkgs,
-		Toolchain: llb.Local("goroot",
-			llb.SharedKeyHint(fmt.Sprintf("berth-goroot:%s:%s", pl.Go.Version, platforms.Format(eng.Platform))),
-			llb.ExcludePatterns(toolchainExcludes),
+		Toolchain: llb.OCILayout("berth.invalid/go-toolchain@"+toolchain.String(),
+			llb.OCIStore("", ToolchainStoreID),
+			llb.Platform(eng.Platform),
 			llb.WithCustomName(fmt.Sprintf("[berth] Go %s toolchain", pl.Go.Version))),
-		Sources:     map[string]*llb.SourceMap{},
-		CACerts:     llbgen.CACerts(),
+		Sources: map[string]*llb.SourceMap{},
+		Static: llb.Local("static",
+			llb.SharedKeyHint("berth-static"),
+			llb.IncludePatterns([]string{llbgen.CACertsFile}),
+			llb.WithCustomName("[berth] static base files")),
 		HostNetwork: eng.Kind == engine.Docker,
 	}
 	files := make([]string, 0, len(proj.Config.Sources))
@@ -328,4 +362,19 @@ func mustRel(base, p string) string {
 		return "."
 	}
 	return r
+}
+
+// staticFiles writes the static base's CA bundle, once, into a directory
+// named by its content under the cache, and returns the directory.
+func staticFiles(cacheDir string) (string, error) {
+	ca := llbgen.CACerts()
+	dir := filepath.Join(cacheDir, "static", hashKey(string(ca)))
+	p := filepath.Join(dir, llbgen.CACertsFile)
+	if b, err := os.ReadFile(p); err == nil && string(b) == string(ca) {
+		return dir, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return dir, export.WriteFile(p, ca, 0o644)
 }

@@ -10,10 +10,13 @@ import (
 	"time"
 
 	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/moby/buildkit/solver/pb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/berthbuild/berth/pkg/export"
 	"github.com/berthbuild/berth/pkg/llbgen"
@@ -29,14 +32,10 @@ import (
 // export, so the digest is the one BuildKit gives the service exported
 // alone, whatever the number of services and builders.
 
-// imageStore is the OCI store of the project's images (of the output
-// directory): one per builder when there are several.
-func (b *builder) imageStore(n *node) string {
-	dir := filepath.Join(b.cacheDir, "oci", hashKey(b.outDir))
-	if n == nil || len(b.nodes) == 1 {
-		return filepath.Join(dir, "images")
-	}
-	return filepath.Join(dir, "images-"+n.suffix())
+// imageStore is the OCI store that holds the project's images (of the
+// output directory) after a build.
+func (b *builder) imageStore() string {
+	return filepath.Join(b.cacheDir, "oci", hashKey(b.outDir), "images")
 }
 
 // targetID keys a target in a solve's result.
@@ -44,16 +43,83 @@ func targetID(t llbgen.Target) string {
 	return t.Plan.Service + "/" + t.Plan.Platform
 }
 
-// buildNodeImages builds and exports every image target of node n, and
-// records each target's manifest.
-func (b *builder) buildNodeImages(ctx context.Context, n *node, ch chan *client.SolveStatus) error {
-	var imgs []llbgen.Target
-	for _, t := range n.graph.Targets {
-		if t.Image != nil {
-			imgs = append(imgs, t)
+// imageUnit is one solve: images of one builder, exported together.
+type imageUnit struct {
+	n     *node
+	imgs  []llbgen.Target
+	defs  []*pb.Definition
+	store string
+}
+
+// unitBytes bounds the definitions of one solve: BuildKit's gateway sends
+// every result reference back with its definition, in one message of at
+// most 16 MiB.
+const unitBytes = 6 << 20
+
+// imageUnits splits each builder's images into solves whose definitions
+// fit in a message. A project with one builder and one solve exports
+// straight into the project's store; otherwise each solve has a store of
+// its own, assembled from afterwards.
+func (b *builder) imageUnits(ctx context.Context) ([]*imageUnit, error) {
+	var units []*imageUnit
+	for _, n := range b.nodes {
+		var imgs []llbgen.Target
+		for _, t := range n.graph.Targets {
+			if t.Image != nil {
+				imgs = append(imgs, t)
+			}
+		}
+		if len(imgs) == 0 {
+			continue
+		}
+		defs, err := b.imageDefs(ctx, imgs)
+		if err != nil {
+			return nil, err
+		}
+		var u *imageUnit
+		size := 0
+		for i, d := range defs {
+			s := proto.Size(d)
+			if u == nil || size+s > unitBytes {
+				u = &imageUnit{n: n}
+				units = append(units, u)
+				size = 0
+			}
+			u.imgs = append(u.imgs, imgs[i])
+			u.defs = append(u.defs, d)
+			size += s
 		}
 	}
-	store := b.imageStore(n)
+	for i, u := range units {
+		u.store = b.imageStore()
+		if len(units) > 1 {
+			u.store = fmt.Sprintf("%s-%s-%d", u.store, u.n.suffix(), i)
+		}
+	}
+	return units, nil
+}
+
+func unitStores(us []*imageUnit) []string {
+	var out []string
+	for _, u := range us {
+		out = append(out, u.store)
+	}
+	return out
+}
+
+// imageDefs marshals the images of targets, one definition each.
+func (b *builder) imageDefs(ctx context.Context, imgs []llbgen.Target) ([]*pb.Definition, error) {
+	states := make([]llb.State, len(imgs))
+	for i, t := range imgs {
+		states[i] = t.Image.State
+	}
+	return llbgen.Definitions(ctx, states, b.marshalOpts()...)
+}
+
+// buildImages builds and exports the images of one unit, and records
+// each target's manifest.
+func (b *builder) buildImages(ctx context.Context, u *imageUnit, ch chan *client.SolveStatus) error {
+	n, imgs, store := u.n, u.imgs, u.store
 	exports := []client.ExportEntry{{
 		Type: client.ExporterOCI,
 		Attrs: map[string]string{
@@ -63,7 +129,7 @@ func (b *builder) buildNodeImages(ctx context.Context, n *node, ch chan *client.
 		OutputDir: store,
 	}}
 	resp, err := n.eng.Client.Build(ctx, b.solveOpt(n, exports), "berth", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
-		return b.imageResult(ctx, c, n, imgs)
+		return b.imageResult(ctx, c, n, imgs, u.defs)
 	}, ch)
 	if err != nil {
 		return err
@@ -96,7 +162,7 @@ func (b *builder) buildNodeImages(ctx context.Context, n *node, ch chan *client.
 // assembleImages writes every service's index into the project's store,
 // and its archive, and pushes it.
 func (b *builder) assembleImages(ctx context.Context) error {
-	store := b.imageStore(nil)
+	store := b.imageStore()
 	epoch := time.Unix(b.proj.Plan.SourceDateEpoch, 0).UTC()
 	for _, si := range b.results {
 		var ms []export.Manifest
@@ -145,7 +211,7 @@ func (b *builder) assembleImages(ctx context.Context) error {
 // not reach: the stores hold the last build, not every binary ever built.
 func (b *builder) gcStores() error {
 	roots := map[string][]ocispecs.Descriptor{}
-	proj := b.imageStore(nil)
+	proj := b.imageStore()
 	for _, si := range b.results {
 		roots[proj] = append(roots[proj], si.index)
 	}

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -39,6 +40,7 @@ type node struct {
 	eng    *engine.Engine
 	pfs    []string // the platforms it builds, sorted
 	mounts map[string]fsutil.FS
+	stores map[string]content.Store // OCI stores of the session
 	graph  *llbgen.Graph
 }
 

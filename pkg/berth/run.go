@@ -16,6 +16,7 @@ import (
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/solver/pb"
 	"github.com/moby/buildkit/util/progress/progressui"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
@@ -76,6 +77,10 @@ type serviceImage struct {
 }
 
 func (b *builder) marshal(ctx context.Context, st llb.State) (*llb.Definition, error) {
+	return st.Marshal(ctx, b.marshalOpts()...)
+}
+
+func (b *builder) marshalOpts() []llb.ConstraintsOpt {
 	// A stable unique id for local sources gives every solve of this run,
 	// and later runs, the same digests: concurrent solves share steps and
 	// a warm run only walks the files again.
@@ -83,7 +88,7 @@ func (b *builder) marshal(ctx context.Context, st llb.State) (*llb.Definition, e
 	if b.o.NoCache {
 		opts = append(opts, llb.IgnoreCache)
 	}
-	return st.Marshal(ctx, opts...)
+	return opts
 }
 
 func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
@@ -167,22 +172,23 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 		// The stores are shared with concurrent berth runs of the same
 		// project and output: one run at a time exports, assembles and
 		// publishes.
-		for _, n := range append([]*node{nil}, b.nodes...) {
-			if err := os.MkdirAll(b.imageStore(n), 0o755); err != nil {
+		units, err := b.imageUnits(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, dir := range append([]string{b.imageStore()}, unitStores(units)...) {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return nil, err
 			}
 		}
-		unlock, err := export.Lock(ctx, b.imageStore(nil)+".lock")
+		unlock, err := export.Lock(ctx, b.imageStore()+".lock")
 		if err != nil {
 			return nil, err
 		}
 		defer unlock()
-		for _, n := range b.nodes {
-			if !hasImages(n) {
-				continue
-			}
-			ch := newStatus(n)
-			eg.Go(func() error { return onNode(n, b.buildNodeImages(ectx, n, ch)) })
+		for _, u := range units {
+			ch := newStatus(u.n)
+			eg.Go(func() error { return onNode(u.n, b.buildImages(ectx, u, ch)) })
 		}
 	}
 	err = eg.Wait()
@@ -262,6 +268,7 @@ func (b *builder) solveOpt(n *node, exports []client.ExportEntry) client.SolveOp
 	o := client.SolveOpt{
 		Exports:     exports,
 		LocalMounts: n.mounts,
+		OCIStores:   n.stores,
 		SharedKey:   "berth:" + b.proj.Module.Dir,
 
 		// Never nil: BuildKit's client copies cache settings into it.
@@ -315,18 +322,14 @@ func (b *builder) buildMobyImage(ctx context.Context, si *serviceImage, ch chan 
 	n := b.nodes[0]
 	exports := []client.ExportEntry{{Type: "moby", Attrs: map[string]string{"name": si.ref}}}
 	_, err := n.eng.Client.Build(ctx, b.solveOpt(n, exports), "berth", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
-		return b.imageResult(ctx, c, n, b.images(si.service))
+		imgs := b.images(si.service)
+		defs, err := b.imageDefs(ctx, imgs)
+		if err != nil {
+			return nil, err
+		}
+		return b.imageResult(ctx, c, n, imgs, defs)
 	}, ch)
 	return err
-}
-
-func hasImages(n *node) bool {
-	for _, t := range n.graph.Targets {
-		if t.Image != nil {
-			return true
-		}
-	}
-	return false
 }
 
 func (b *builder) ociArchivePath(si *serviceImage) string {
@@ -339,7 +342,7 @@ func (b *builder) pushName(si *serviceImage) string {
 
 // imageResult solves every platform of a service concurrently, storing
 // results by index so the index order never depends on timing.
-func (b *builder) imageResult(ctx context.Context, c gateway.Client, n *node, imgs []llbgen.Target) (*gateway.Result, error) {
+func (b *builder) imageResult(ctx context.Context, c gateway.Client, n *node, imgs []llbgen.Target, defs []*pb.Definition) (*gateway.Result, error) {
 	res := gateway.NewResult()
 	refs := make([]gateway.Reference, len(imgs))
 	// A gateway solve does not inherit the build's cache imports: each
@@ -358,11 +361,7 @@ func (b *builder) imageResult(ctx context.Context, c gateway.Client, n *node, im
 	eg.SetLimit(32)
 	for i, t := range imgs {
 		eg.Go(func() error {
-			def, err := b.marshal(ectx, t.Image.State)
-			if err != nil {
-				return err
-			}
-			r, err := c.Solve(ectx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true, CacheImports: imports})
+			r, err := c.Solve(ectx, gateway.SolveRequest{Definition: defs[i], Evaluate: true, CacheImports: imports})
 			if err != nil {
 				return err
 			}

@@ -19,16 +19,17 @@ type File struct {
 	Data []byte
 }
 
-// WriteBundle writes a deterministic .tar.gz: entries sorted by name, owned
-// by root, every time set to mtime, and no name or time in the gzip
-// header, so the same files give the same sha256 on every machine. The
+// WriteBundle writes a deterministic .tar.gz (gzip level 1: for a Go
+// binary about 6% larger than the default level, in half the time; a
+// build writes a bundle per target): entries sorted by name, owned by
+// root, every time set to mtime, and no name or time in the gzip header, so the same files give the same sha256 on every machine. The
 // gzip comment holds a hash of the inputs: an up-to-date bundle is left
 // as it is, and wrote reports whether it was written.
 func WriteBundle(path string, files []File, mtime time.Time) (wrote bool, err error) {
 	fs := append([]File(nil), files...)
 	sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
 	h := sha256.New()
-	fmt.Fprintf(h, "berth bundle v1 %d\n", mtime.Unix())
+	fmt.Fprintf(h, "berth bundle v2 %d\n", mtime.Unix())
 	for _, f := range fs {
 		fmt.Fprintf(h, "%s %o %d\n", f.Name, f.Mode, len(f.Data))
 		h.Write(f.Data)
@@ -43,7 +44,7 @@ func WriteBundle(path string, files []File, mtime time.Time) (wrote bool, err er
 		}
 	}
 	return true, WriteFileFrom(path, 0o644, func(w io.Writer) error {
-		gz, err := gzip.NewWriterLevel(w, gzip.DefaultCompression)
+		gz, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
 		if err != nil {
 			return err
 		}

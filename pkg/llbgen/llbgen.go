@@ -55,8 +55,10 @@ type Env struct {
 	// Sources maps a config file name, as written in plan targets'
 	// Source, to its source map, so failing steps point at the config.
 	Sources map[string]*llb.SourceMap
-	// CACerts is the PEM bundle of the static base.
-	CACerts []byte
+	// Static holds the static base's CA bundle at /ca-certificates.crt
+	// (see CACerts): a local source, so the 200 KB bundle is sent to the
+	// engine once instead of inlined in every target's definition.
+	Static llb.State
 	// HostNetwork runs the module download on the host's network, for
 	// engines without a bridge (the Docker engine's BuildKit, started
 	// with --bridge=none). It needs the network.host entitlement.

@@ -58,7 +58,7 @@ func testEnv(p *plan.Plan, pkgs Packages) Env {
 		Toolchain: llb.Local("goroot", llb.SharedKeyHint("test-goroot")),
 		Packages:  pkgs,
 		Sources:   map[string]*llb.SourceMap{"./berth.cue": llb.NewSourceMap(nil, "./berth.cue", "cue", []byte("project: \"x\"\n"))},
-		CACerts:   []byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"),
+		Static:    llb.Local("static"),
 	}
 }
 

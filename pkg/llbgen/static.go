@@ -14,7 +14,9 @@ import (
 
 // Files of the static base.
 const (
-	CACertsPath  = "/etc/ssl/certs/ca-certificates.crt"
+	CACertsPath = "/etc/ssl/certs/ca-certificates.crt"
+	// CACertsFile is the name of the CA bundle in Env.Static.
+	CACertsFile  = "ca-certificates.crt"
 	ZoneinfoPath = "/usr/share/zoneinfo.zip"
 )
 
@@ -62,6 +64,9 @@ func Group(gid int) []byte {
 // pull, no package manager, the same bytes on every machine.
 func StaticBase(env Env, t *plan.Target, epoch time.Time) llb.State {
 	ct := llb.WithCreatedTime(epoch)
+	// Copied files belong to root whoever sent them (a rootless engine
+	// receives the user's files).
+	root := &llb.ChownOpt{User: &llb.UserOpt{UID: 0}, Group: &llb.UserOpt{UID: 0}}
 	home := "/home/nonroot"
 	if t.User != 0 && t.User != NonRoot {
 		home = "/home/app"
@@ -72,10 +77,10 @@ func StaticBase(env Env, t *plan.Target, epoch time.Time) llb.State {
 		Mkfile("/etc/nsswitch.conf", 0o644, []byte("hosts: files dns\n"), ct).
 		Mkdir("/etc/ssl", 0o755, ct).
 		Mkdir("/etc/ssl/certs", 0o755, ct).
-		Mkfile(CACertsPath, 0o644, env.CACerts, ct).
+		Copy(env.Static, "/"+CACertsFile, CACertsPath, &llb.CopyInfo{CreatedTime: &epoch, Mode: &llb.ChmodOpt{Mode: 0o644}, ChownOpt: root}).
 		Mkdir("/usr", 0o755, ct).
 		Mkdir("/usr/share", 0o755, ct).
-		Copy(env.Toolchain, "/lib/time/zoneinfo.zip", ZoneinfoPath, &llb.CopyInfo{CreatedTime: &epoch}).
+		Copy(env.Toolchain, "/lib/time/zoneinfo.zip", ZoneinfoPath, &llb.CopyInfo{CreatedTime: &epoch, Mode: &llb.ChmodOpt{Mode: 0o644}, ChownOpt: root}).
 		Mkdir("/tmp", 0o777, ct).
 		Mkdir("/home", 0o755, ct).
 		Mkdir(home, 0o700, ct, llb.WithUIDGID(t.User, t.Group))

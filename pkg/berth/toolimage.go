@@ -1,0 +1,166 @@
+package berth
+
+import (
+	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/moby/patternmatcher"
+	digest "github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berthbuild/berth/pkg/export"
+)
+
+// The toolchain as an image. A local source is walked, file by file, on
+// every solve that uses it, to find what changed: for the 12,000 files of
+// a Go toolchain that is most of a warm build. A toolchain never changes,
+// so berth packs it once into a one-layer image in an OCI layout under
+// its cache, and the steps mount that image, known by digest: the engine
+// fetches it through the session the first time and never looks again.
+
+// ToolchainStoreID names the OCI store of toolchain images in a solve's
+// session.
+const ToolchainStoreID = "berth-toolchains"
+
+// toolchainImage packs goroot (without toolchainExcludes) into an image
+// for platform p in the layout at store, once, and returns the manifest's
+// digest. The layer is an uncompressed tar with fixed owners and times:
+// the same toolchain gives the same digest on every machine.
+func toolchainImage(goroot, store string, p ocispecs.Platform) (digest.Digest, error) {
+	key := sha256.Sum256([]byte(fmt.Sprintf("berth toolchain image v1\n%s\n%q\n%s/%s", filepath.Base(goroot), toolchainExcludes, p.OS, p.Architecture)))
+	marker := filepath.Join(store, "berth-"+hex.EncodeToString(key[:8]))
+	if b, err := os.ReadFile(marker); err == nil {
+		if d, err := digest.Parse(string(b)); err == nil {
+			if _, err := os.Stat(filepath.Join(store, "blobs", "sha256", d.Encoded())); err == nil {
+				return d, nil
+			}
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(store, "blobs", "sha256"), 0o755); err != nil {
+		return "", err
+	}
+	pm, err := patternmatcher.New(toolchainExcludes)
+	if err != nil {
+		return "", err
+	}
+	// The layer, written to a temporary file while hashed.
+	tmp, err := os.CreateTemp(filepath.Join(store, "blobs", "sha256"), ".layer-")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	tw := tar.NewWriter(io.MultiWriter(tmp, h))
+	epoch := time.Unix(0, 0).UTC()
+	err = filepath.WalkDir(goroot, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(goroot, path)
+		if rel == "." {
+			return nil
+		}
+		rel = filepath.ToSlash(rel)
+		if skip, _ := pm.MatchesOrParentMatches(rel); skip {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		hdr := &tar.Header{Name: rel, ModTime: epoch, Format: tar.FormatPAX, Mode: int64(info.Mode().Perm())}
+		switch {
+		case d.IsDir():
+			hdr.Typeflag, hdr.Name = tar.TypeDir, rel+"/"
+		case info.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
+		case info.Mode().IsRegular():
+			hdr.Typeflag, hdr.Size = tar.TypeReg, info.Size()
+		default:
+			return nil
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if hdr.Typeflag == tar.TypeReg {
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(tw, f)
+			f.Close()
+			return err
+		}
+		return nil
+	})
+	if err == nil {
+		err = tw.Close()
+	}
+	if err == nil {
+		err = tmp.Close()
+	}
+	if err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("pack the Go toolchain %s: %w", goroot, err)
+	}
+	layer := digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil))
+	st, err := os.Stat(tmp.Name())
+	if err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(store, "blobs", "sha256", layer.Encoded())); err != nil {
+		return "", err
+	}
+	cfg := ocispecs.Image{
+		Platform: ocispecs.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant},
+		RootFS:   ocispecs.RootFS{Type: "layers", DiffIDs: []digest.Digest{layer}},
+	}
+	cfgDesc, err := putJSON(store, ocispecs.MediaTypeImageConfig, cfg)
+	if err != nil {
+		return "", err
+	}
+	man := ocispecs.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispecs.MediaTypeImageManifest,
+		Config:    cfgDesc,
+		Layers:    []ocispecs.Descriptor{{MediaType: ocispecs.MediaTypeImageLayer, Digest: layer, Size: st.Size()}},
+	}
+	manDesc, err := putJSON(store, ocispecs.MediaTypeImageManifest, man)
+	if err != nil {
+		return "", err
+	}
+	return manDesc.Digest, export.WriteFile(marker, []byte(manDesc.Digest.String()), 0o644)
+}
+
+func putJSON(store, mediaType string, v any) (ocispecs.Descriptor, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ocispecs.Descriptor{}, err
+	}
+	d := ocispecs.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
+	return d, export.WriteFile(filepath.Join(store, "blobs", "sha256", d.Digest.Encoded()), b, 0o644)
+}
+
+// toolchainStore opens the toolchain images' layout as a content store
+// for a solve's session.
+func toolchainStore(store string) (content.Store, error) {
+	return local.NewStore(store)
+}
