@@ -10,9 +10,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/berthbuild/berth/pkg/export"
 	"github.com/berthbuild/berth/pkg/llbgen"
@@ -23,62 +25,70 @@ import (
 // platform's manifest in the service's OCI store. Extracted binaries are
 // kept by layer digest, so a layer seen before costs a hard link.
 func (b *builder) binariesFromImages(dir string) error {
+	// Extracting (gunzip) is the slow part: a service per core at a time.
+	var eg errgroup.Group
+	eg.SetLimit(runtime.GOMAXPROCS(0))
 	for _, si := range b.results {
-		var targets []llbgen.Target
-		for _, t := range b.images(si.service) {
-			if t.Plan.Outputs.Binary && b.fromImage(t) {
-				targets = append(targets, t)
+		eg.Go(func() error { return b.serviceBinaries(dir, si) })
+	}
+	return eg.Wait()
+}
+
+func (b *builder) serviceBinaries(dir string, si *serviceImage) error {
+	var targets []llbgen.Target
+	for _, t := range b.images(si.service) {
+		if t.Plan.Outputs.Binary && b.fromImage(t) {
+			targets = append(targets, t)
+		}
+	}
+	if len(targets) == 0 {
+		return nil
+	}
+	raw, err := base64.StdEncoding.DecodeString(si.desc)
+	if err != nil {
+		return fmt.Errorf("%s: exporter gave no image descriptor", si.service)
+	}
+	top, err := export.ReadDescriptor(raw)
+	if err != nil {
+		return err
+	}
+	var idx ocispecs.Index
+	if err := readBlob(si.store, top, &idx); err != nil {
+		return err
+	}
+	for _, t := range targets {
+		var man *ocispecs.Descriptor
+		for i, m := range idx.Manifests {
+			if m.Platform != nil && m.Platform.OS == t.Image.Platform.OS && m.Platform.Architecture == t.Image.Platform.Architecture && m.Platform.Variant == t.Image.Platform.Variant {
+				man = &idx.Manifests[i]
 			}
 		}
-		if len(targets) == 0 {
-			continue
+		if man == nil {
+			return fmt.Errorf("%s: the exported index has no %s image", t.Plan.Service, t.Plan.Platform)
 		}
-		raw, err := base64.StdEncoding.DecodeString(si.desc)
-		if err != nil {
-			return fmt.Errorf("%s: exporter gave no image descriptor", si.service)
-		}
-		top, err := export.ReadDescriptor(raw)
-		if err != nil {
+		var m ocispecs.Manifest
+		if err := readBlob(si.store, *man, &m); err != nil {
 			return err
 		}
-		var idx ocispecs.Index
-		if err := readBlob(si.store, top, &idx); err != nil {
+		if len(m.Layers) == 0 {
+			return fmt.Errorf("%s (%s): image without layers", t.Plan.Service, t.Plan.Platform)
+		}
+		layer := m.Layers[len(m.Layers)-1]
+		bin, err := b.extracted(si.store, layer, t.Plan.BinaryName)
+		if err != nil {
+			return fmt.Errorf("%s (%s): %w", t.Plan.Service, t.Plan.Platform, err)
+		}
+		dst := filepath.Join(dir, t.Plan.Service, strings.ReplaceAll(t.Plan.Platform, "/", "_"), t.Plan.BinaryName)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
-		for _, t := range targets {
-			var man *ocispecs.Descriptor
-			for i, m := range idx.Manifests {
-				if m.Platform != nil && m.Platform.OS == t.Image.Platform.OS && m.Platform.Architecture == t.Image.Platform.Architecture && m.Platform.Variant == t.Image.Platform.Variant {
-					man = &idx.Manifests[i]
-				}
+		if err := os.Link(bin, dst); err != nil {
+			data, rerr := os.ReadFile(bin)
+			if rerr != nil {
+				return rerr
 			}
-			if man == nil {
-				return fmt.Errorf("%s: the exported index has no %s image", t.Plan.Service, t.Plan.Platform)
-			}
-			var m ocispecs.Manifest
-			if err := readBlob(si.store, *man, &m); err != nil {
+			if err := os.WriteFile(dst, data, 0o755); err != nil {
 				return err
-			}
-			if len(m.Layers) == 0 {
-				return fmt.Errorf("%s (%s): image without layers", t.Plan.Service, t.Plan.Platform)
-			}
-			layer := m.Layers[len(m.Layers)-1]
-			bin, err := b.extracted(si.store, layer, t.Plan.BinaryName)
-			if err != nil {
-				return fmt.Errorf("%s (%s): %w", t.Plan.Service, t.Plan.Platform, err)
-			}
-			dst := filepath.Join(dir, t.Plan.Service, strings.ReplaceAll(t.Plan.Platform, "/", "_"), t.Plan.BinaryName)
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return err
-			}
-			if err := os.Link(bin, dst); err != nil {
-				data, rerr := os.ReadFile(bin)
-				if rerr != nil {
-					return rerr
-				}
-				if err := os.WriteFile(dst, data, 0o755); err != nil {
-					return err
-				}
 			}
 		}
 	}

@@ -30,6 +30,7 @@ func writeBundles(p *Project, outDir string, side map[string][]byte) ([]string, 
 	var out []string
 	type job struct {
 		dest  string
+		bin   string // read when the bundle is written: binaries can be many
 		files []export.File
 	}
 	var jobs []job
@@ -37,13 +38,10 @@ func writeBundles(p *Project, outDir string, side map[string][]byte) ([]string, 
 		if t.GOOS != "linux" || !t.Outputs.Binary || !t.Outputs.Systemd {
 			continue
 		}
-		bin, err := os.ReadFile(filepath.Join(outDir, "bin", t.Service, strings.ReplaceAll(t.Platform, "/", "_"), t.BinaryName))
-		if err != nil {
-			return nil, err
-		}
+		bin := filepath.Join(outDir, "bin", t.Service, strings.ReplaceAll(t.Platform, "/", "_"), t.BinaryName)
 		unitName := path.Base(t.Paths.Unit)
 		files := []export.File{
-			{Name: t.BinaryName, Mode: 0o755, Data: bin},
+			{Name: t.BinaryName, Mode: 0o755},
 			{Name: unitName, Mode: 0o644, Data: side[t.Paths.Unit]},
 		}
 		envPath, err := systemd.EnvFile(t, systemd.Options{Project: pl.Project})
@@ -57,7 +55,7 @@ func writeBundles(p *Project, outDir string, side map[string][]byte) ([]string, 
 		}
 		files = append(files, export.File{Name: "install.sh", Mode: 0o755, Data: installScript(t, unitName, envName, envPath)})
 		dest := filepath.Join(outDir, "bundle", BundleName(pl, t))
-		jobs = append(jobs, job{dest, files})
+		jobs = append(jobs, job{dest, bin, files})
 		out = append(out, dest)
 	}
 	// Compressing is the slow part: one bundle per core at a time.
@@ -65,7 +63,13 @@ func writeBundles(p *Project, outDir string, side map[string][]byte) ([]string, 
 	eg.SetLimit(runtime.GOMAXPROCS(0))
 	for _, j := range jobs {
 		eg.Go(func() error {
-			_, err := export.WriteBundle(j.dest, j.files, mtime)
+			bin, err := os.ReadFile(j.bin)
+			if err != nil {
+				return err
+			}
+			files := append([]export.File(nil), j.files...)
+			files[0].Data = bin
+			_, err = export.WriteBundle(j.dest, files, mtime)
 			return err
 		})
 	}

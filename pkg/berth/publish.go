@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"os"
 	"path/filepath"
 	"sort"
@@ -104,6 +105,12 @@ func (b *builder) publish(ctx context.Context, binTmp string) (*BuildResult, err
 // publishLayout merges the services' stores into one OCI layout, keeping
 // the indexes of services this build did not touch, and swaps it in.
 func (b *builder) publishLayout(dest string, res *BuildResult) error {
+	if b.layoutUpToDate(dest) {
+		for _, si := range b.results {
+			res.Images = append(res.Images, ImageResult{Service: si.service, Ref: si.ref, Digest: si.index.Digest.String()})
+		}
+		return nil
+	}
 	tmp, err := export.TempDir(dest)
 	if err != nil {
 		return err
@@ -170,4 +177,31 @@ func keepOthers(dest string, lay *export.Layout, built map[string]bool) error {
 		lay.AddIndex(d, name)
 	}
 	return nil
+}
+
+// layoutUpToDate reports whether the layout at dest names exactly this
+// build's images, with every blob in place: a warm build leaves it alone.
+func (b *builder) layoutUpToDate(dest string) bool {
+	raw, err := os.ReadFile(filepath.Join(dest, "index.json"))
+	if err != nil {
+		return false
+	}
+	var idx ocispecs.Index
+	if err := json.Unmarshal(raw, &idx); err != nil || len(idx.Manifests) != len(b.results) {
+		return false
+	}
+	have := map[string]ocispecs.Descriptor{}
+	for _, m := range idx.Manifests {
+		have[m.Annotations[export.RefName]] = m
+	}
+	for _, si := range b.results {
+		m, ok := have[si.ref]
+		if !ok || m.Digest != si.index.Digest || m.Size != si.index.Size || m.MediaType != si.index.MediaType {
+			return false
+		}
+		if !export.Holds(dest, m) {
+			return false
+		}
+	}
+	return true
 }

@@ -207,3 +207,17 @@ func platformString(p ocispecs.Platform) string {
 	}
 	return s
 }
+
+// Holds reports whether store has every blob desc reaches.
+func Holds(store string, desc ocispecs.Descriptor) bool {
+	blobs := map[string]bool{}
+	if err := reach(store, desc, blobs); err != nil {
+		return false
+	}
+	for hex := range blobs {
+		if _, err := os.Stat(filepath.Join(store, "blobs", "sha256", hex)); err != nil {
+			return false
+		}
+	}
+	return true
+}
