@@ -6,7 +6,7 @@ BUILDKITD := $(BIN)/buildkitd
 FUZZTIME ?= 30s
 export BERTH_BUILDKITD := $(BUILDKITD)
 
-.PHONY: all build test demo bench lint fuzz deps clean berth
+.PHONY: all build test testdeps demo bench lint fuzz deps clean berth
 
 all: build
 
@@ -29,7 +29,26 @@ deps:
 	    (apt-get install -y runc || (apt-get update && apt-get install -y runc)) >/dev/null; \
 	  else echo "berth needs runc: install it (Debian/Ubuntu: sudo apt-get install -y runc)"; exit 1; fi; }
 
-test: build deps
+# What the end-to-end tests need besides: Docker, systemd-analyze, rootless
+# BuildKit, busybox, sshd. Installed as root with apt-get when missing.
+testdeps: deps
+	@missing=""; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	command -v dockerd >/dev/null || missing="$$missing docker.io"; \
+	command -v rootlesskit >/dev/null || missing="$$missing rootlesskit"; \
+	command -v newuidmap >/dev/null || missing="$$missing uidmap"; \
+	command -v setpriv >/dev/null || missing="$$missing util-linux"; \
+	{ [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || missing="$$missing busybox-static"; \
+	{ [ -x /usr/sbin/sshd ] && command -v ssh >/dev/null && command -v ssh-keygen >/dev/null; } || missing="$$missing openssh-server openssh-client"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing for the tests:$$missing (Debian packages)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    (apt-get install -y -qq $$missing || (apt-get update -qq && apt-get install -y -qq $$missing)) >/dev/null; \
+	  else echo "the end-to-end tests need:$$missing (Debian packages; run make test as root to install them)"; exit 1; fi; \
+	fi
+
+test: build testdeps
 	$(GO) test -count=1 -timeout 60m ./...
 
 demo: build deps
