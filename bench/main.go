@@ -32,6 +32,7 @@ type config struct {
 	out     string
 	work    string
 	scale   int
+	load    int
 	dfRepro bool
 	only    map[string]bool
 }
@@ -78,7 +79,8 @@ func main() {
 	flag.StringVar(&c.work, "work", "/tmp/berth-bench", "work directory (generated project, engine state, caches); short, for the engine's socket path")
 	flag.IntVar(&c.scale, "scale", 1000, "services of the scale project (× 3 platforms)")
 	flag.BoolVar(&c.dfRepro, "df-repro", false, "build the Dockerfiles with SOURCE_DATE_EPOCH=0 and rewrite-timestamp=true (reproducible, slower)")
-	flag.StringVar(&only, "only", "floor,berth,dockerfile,scale", "sections to run")
+	flag.IntVar(&c.load, "load", 200, "services of the load project (× 2 platforms), built once on the warm engine; 0 skips it")
+	flag.StringVar(&only, "only", "floor,berth,dockerfile,load,scale", "sections to run")
 	reportFrom := flag.String("report-from", "", "render the report again from a results.json a run saved in its work directory, without measuring")
 	flag.Parse()
 	if *reportFrom != "" {
@@ -272,6 +274,10 @@ func run(ctx context.Context, c config) error {
 		if res.dfImage, err = inspectImage(di, get, "", "linux/amd64", "/"+svc); err != nil {
 			return fmt.Errorf("the Dockerfile's image of %s: %w", svc, err)
 		}
+	}
+	if c.only["load"] && c.load > 0 {
+		log.Printf("load: one berth build of %d services × %d platforms", c.load, len(platforms))
+		res.load = runLoad(ctx, br, filepath.Join(c.work, "load"), c.load)
 	}
 	if err := resetEngine(ctx, engOpts); err != nil {
 		log.Printf("stop the engine: %v", err)

@@ -44,6 +44,7 @@ type results struct {
 	imgService          string
 	berthImage, dfImage imageInfo
 	scale               *scaleResult
+	load                *loadResult
 }
 
 func newResults(c config, started time.Time, repo, bk string) *results {
@@ -228,7 +229,7 @@ func (r *results) goals() []goal {
 				perImageKB = float64(s.LLB[0].DefBytes) / float64(s.LLB[0].Images) / 1024
 			}
 			g.why = fmt.Sprintf("Of the %s s, loading, validating and planning the CUE takes %s s and the LLB %s s; `berth plan` (no LLB) alone peaks at %s MB, so the memory is the LLB's: "+
-				"each image's graph is marshalled on its own, %.0f MB of definitions in all, %.0f KB per image. The CPU and allocation profiles of this run are in the Scale section.",
+				"every image's definition is sliced from one marshal of all of them, %.0f MB of definitions in all, %.0f KB per image. The CPU and allocation profiles of this run are in the Scale section.",
 				secs(l.Wall), secs(medianDur(planS)), secs(medianDur(llbS)), mb(s.Plan.median().ClientRSS), defMB, perImageKB)
 		}
 	}
@@ -420,6 +421,9 @@ func (r *results) report(table string) (string, error) {
 
 	if s := r.scale; s != nil {
 		b.WriteString(r.scaleSection())
+	}
+	if l := r.load; l != nil {
+		b.WriteString(l.section())
 	}
 
 	b.WriteString("\n## Method\n\n")
@@ -649,6 +653,7 @@ type saved struct {
 	ImgService          string
 	BerthImage, DFImage imageInfo
 	ScaleResult         *scaleResult
+	LoadResult          *loadResult
 }
 
 func (r *results) save(path string) error {
@@ -657,7 +662,7 @@ func (r *results) save(path string) error {
 		Started: r.started, Finished: r.finished, Repo: r.repo, Buildkitd: r.buildkitd, BuilderRef: r.builderRef,
 		BerthVersion: r.berthVersion, EngineConfig: r.engineConfig,
 		Samples: r.samples, BerthRuns: r.berthRuns, DFRuns: r.dfRuns,
-		ImgService: r.imgService, BerthImage: r.berthImage, DFImage: r.dfImage, ScaleResult: r.scale,
+		ImgService: r.imgService, BerthImage: r.berthImage, DFImage: r.dfImage, ScaleResult: r.scale, LoadResult: r.load,
 	}
 	if r.proj != nil {
 		s.ProjectDir, s.Services, s.Changes = r.proj.Dir, r.proj.Services, r.proj.changes
@@ -689,7 +694,7 @@ func loadResults(path string) (*results, error) {
 	if s.DFRuns != nil {
 		r.dfRuns = s.DFRuns
 	}
-	r.imgService, r.berthImage, r.dfImage, r.scale = s.ImgService, s.BerthImage, s.DFImage, s.ScaleResult
+	r.imgService, r.berthImage, r.dfImage, r.scale, r.load = s.ImgService, s.BerthImage, s.DFImage, s.ScaleResult, s.LoadResult
 	if len(s.Services) > 0 {
 		r.proj = &project{Dir: s.ProjectDir, Services: s.Services, Deps: s.Deps, changes: s.Changes}
 	}

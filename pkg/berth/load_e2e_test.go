@@ -86,8 +86,10 @@ func TestLoad200Services(t *testing.T) {
 	rss := ru.Maxrss << 10 // kilobytes on Linux
 	t.Logf("berth build of %d services × %d platforms: peak RSS %d MiB, user %.1f s, system %.1f s",
 		loadServices, len(loadPlatforms), rss>>20, float64(ru.Utime.Nano())/1e9, float64(ru.Stime.Nano())/1e9)
-	if rss > 1<<30 {
-		t.Errorf("berth's peak RSS was %d MiB, over 1 GiB", rss>>20)
+	// 129 MiB measured here; a build that holds per-target data (every
+	// binary, every definition) at once goes far over.
+	if rss > 512<<20 {
+		t.Errorf("berth's peak RSS was %d MiB, over 512 MiB", rss>>20)
 	}
 
 	for i := range loadServices {
