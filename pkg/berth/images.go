@@ -5,8 +5,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/moby/buildkit/client"
@@ -222,6 +224,22 @@ func (b *builder) gcStores() error {
 	}
 	for store, r := range roots {
 		if err := export.GC(store, r); err != nil {
+			return err
+		}
+	}
+	// Stores of this output that this build did not use: units of an
+	// earlier build split otherwise, older layouts of the cache.
+	dir := filepath.Dir(proj)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if _, used := roots[filepath.Join(dir, name)]; used || strings.HasSuffix(name, ".lock") {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
 			return err
 		}
 	}

@@ -14,8 +14,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/moby/buildkit/client"
 
 	"github.com/berthbuild/berth/pkg/engine"
 )
@@ -133,6 +136,39 @@ func TestRemoteTLS(t *testing.T) {
 	res, _ := build(t, project, func(o *BuildOptions) { o.Engine = good })
 	img := image(t, res.Layout, "hello:0.0.0-dev", "linux/amd64")
 	fileIn(t, img, "/usr/local/bin/hello")
+
+	// The same builder from the config's builders block, TLS files
+	// relative to the config's directory.
+	fromConfig := copyTree(t, "../../examples/hello")
+	for _, f := range []string{"good-ca.pem", "client.pem", "client-key.pem"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(fromConfig, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendFile(t, filepath.Join(fromConfig, "berth.cue"), `
+builders: default: {address: "tcp://`+addr+`", tls: {ca: "good-ca.pem", cert: "client.pem", key: "client-key.pem", serverName: "buildkitd.test"}}
+`)
+	var via sync.Map
+	res2, _ := build(t, fromConfig, func(o *BuildOptions) {
+		o.Engine = engine.Options{}
+		o.BuilderStatus = func(b string, _ *client.SolveStatus) { via.Store(b, true) }
+	})
+	via.Range(func(k, _ any) bool {
+		if k != "tcp://"+addr {
+			t.Errorf("built on %v, not on the config's builder tcp://%s", k, addr)
+		}
+		return true
+	})
+	if _, ok := via.Load("tcp://" + addr); !ok {
+		t.Error("nothing was built on the config's builder")
+	}
+	if res2.Images[0].Digest != res.Images[0].Digest {
+		t.Errorf("through the config's builder: %s, through the flags: %s", res2.Images[0].Digest, res.Images[0].Digest)
+	}
 
 	wrong := good
 	wrong.TLSCert, wrong.TLSKey = filepath.Join(dir, "intruder.pem"), filepath.Join(dir, "intruder-key.pem")
