@@ -101,22 +101,27 @@ func planAndLLB(dir string) (llbStats, error) {
 	if err != nil {
 		return st, err
 	}
+	// What berth build marshals: the images, and a solve of the binaries
+	// that have no image to be taken from.
 	var parts []llb.State
 	var images []llb.State
 	for _, t := range g.Targets {
-		parts = append(parts, llb.Scratch().File(llb.Copy(t.Binary, "/"+t.Plan.BinaryName, "/"+t.Plan.Service+"/"+strings.ReplaceAll(t.Plan.Platform, "/", "_")+"/"+t.Plan.BinaryName, &llb.CopyInfo{CreateDestPath: true})))
 		if t.Image != nil {
 			images = append(images, t.Image.State)
+		} else if t.Plan.Outputs.Binary {
+			parts = append(parts, llb.Scratch().File(llb.Copy(t.Binary, "/"+t.Plan.BinaryName, "/"+t.Plan.Service+"/"+strings.ReplaceAll(t.Plan.Platform, "/", "_")+"/"+t.Plan.BinaryName, &llb.CopyInfo{CreateDestPath: true})))
 		}
 	}
 	uid := llb.LocalUniqueID("bench")
-	def, err := llb.Merge(parts).Marshal(ctx, uid)
-	if err != nil {
-		return st, err
-	}
-	st.Ops += len(def.Def)
-	for _, op := range def.Def {
-		st.DefBytes += int64(len(op))
+	if len(parts) > 0 {
+		def, err := llb.Merge(parts).Marshal(ctx, uid)
+		if err != nil {
+			return st, err
+		}
+		st.Ops += len(def.Def)
+		for _, op := range def.Def {
+			st.DefBytes += int64(len(op))
+		}
 	}
 	// As berth build does: one marshal of every image, one definition each.
 	defs, err := llbgen.Definitions(ctx, images, uid)
