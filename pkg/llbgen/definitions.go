@@ -29,75 +29,109 @@ func Definitions(ctx context.Context, states []llb.State, opts ...llb.Constraint
 		return nil, err
 	}
 	big := all.ToPB()
-	type op struct {
-		dt     []byte
-		inputs []string
-		order  int
+	// Ops by index in the whole graph (inputs before users), their inputs
+	// as indexes, and what each adds to the root's capabilities.
+	n := len(big.Def)
+	index := make(map[string]int, n)
+	digests := make([]string, n)
+	for i, dt := range big.Def {
+		digests[i] = digest.FromBytes(dt).String()
+		index[digests[i]] = i
 	}
-	ops := make(map[string]*op, len(big.Def))
-	parsed := make(map[string]*pb.Op, len(big.Def))
+	inputs := make([][]int, n)
+	var root *pb.Op
 	for i, dt := range big.Def {
 		var o pb.Op
 		if err := o.UnmarshalVT(dt); err != nil {
 			return nil, err
 		}
-		d := digest.FromBytes(dt).String()
-		ins := make([]string, len(o.Inputs))
-		for j, in := range o.Inputs {
-			ins[j] = in.Digest
+		for _, in := range o.Inputs {
+			j, ok := index[in.Digest]
+			if !ok {
+				return nil, fmt.Errorf("definitions: op %s uses an op not in the graph", digests[i])
+			}
+			inputs[i] = append(inputs[i], j)
 		}
-		ops[d] = &op{dt: dt, inputs: ins, order: i}
-		parsed[d] = &o
+		if i == n-1 && len(o.Inputs) == 1 {
+			root = &o
+		}
 	}
-	// The last op names the root: the merge of the states.
+	const (
+		capIgnoreCache = 1 << iota
+		capDescription
+		capExportCache
+	)
+	flags := make([]int, n)
+	for i, d := range digests {
+		md := big.Metadata[d]
+		if md == nil {
+			continue
+		}
+		if md.IgnoreCache {
+			flags[i] |= capIgnoreCache
+		}
+		if md.Description != nil {
+			flags[i] |= capDescription
+		}
+		if md.ExportCache != nil {
+			flags[i] |= capExportCache
+		}
+	}
 	var merge *pb.Op
-	if term := parsed[digest.FromBytes(big.Def[len(big.Def)-1]).String()]; term != nil && len(term.Inputs) == 1 {
-		merge = parsed[term.Inputs[0].Digest]
+	if root != nil {
+		if j, ok := index[root.Inputs[0].Digest]; ok {
+			var o pb.Op
+			if err := o.UnmarshalVT(big.Def[j]); err != nil {
+				return nil, err
+			}
+			merge = &o
+		}
 	}
 	if merge == nil || merge.GetMerge() == nil || len(merge.Inputs) != len(states) {
 		return nil, fmt.Errorf("definitions: no merge of %d states in the marshaled graph", len(states))
 	}
+	caps := map[int]map[string]bool{}
+	mark := make([]int, n) // the last state (1-based) that reached each op
 	out := make([]*pb.Definition, len(states))
+	var stack, list []int
 	for i, in := range merge.Inputs {
-		// The ops the state reaches, in the order of the whole graph
-		// (inputs before the ops that use them).
-		seen := map[string]bool{}
-		var walk func(string)
-		walk = func(d string) {
-			if seen[d] {
-				return
-			}
-			seen[d] = true
-			for _, x := range ops[d].inputs {
-				walk(x)
+		start := index[in.Digest]
+		list, stack = list[:0], append(stack[:0], start)
+		mark[start] = i + 1
+		for len(stack) > 0 {
+			k := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			list = append(list, k)
+			for _, j := range inputs[k] {
+				if mark[j] != i+1 {
+					mark[j] = i + 1
+					stack = append(stack, j)
+				}
 			}
 		}
-		walk(in.Digest)
-		def := &pb.Definition{Metadata: map[string]*pb.OpMetadata{}}
-		list := make([]*op, 0, len(seen))
-		for d := range seen {
-			list = append(list, ops[d])
+		slices.Sort(list) // the whole graph's order: inputs first
+		def := &pb.Definition{Def: make([][]byte, 0, len(list)+1), Metadata: make(map[string]*pb.OpMetadata, len(list)+1)}
+		f := 0
+		for _, k := range list {
+			def.Def = append(def.Def, big.Def[k])
+			if md := big.Metadata[digests[k]]; md != nil {
+				def.Metadata[digests[k]] = md
+			}
+			f |= flags[k]
 		}
-		sortOps(list, func(o *op) int { return o.order })
-		for _, o := range list {
-			def.Def = append(def.Def, o.dt)
-		}
-		caps := map[string]bool{string(pb.CapConstraints): true, string(pb.CapPlatform): true}
-		for d := range seen {
-			md, ok := big.Metadata[d]
-			if !ok {
-				continue
+		c, ok := caps[f]
+		if !ok {
+			c = map[string]bool{string(pb.CapConstraints): true, string(pb.CapPlatform): true}
+			if f&capIgnoreCache != 0 {
+				c[string(pb.CapMetaIgnoreCache)] = true
 			}
-			def.Metadata[d] = md
-			if md.IgnoreCache {
-				caps[string(pb.CapMetaIgnoreCache)] = true
+			if f&capDescription != 0 {
+				c[string(pb.CapMetaDescription)] = true
 			}
-			if md.Description != nil {
-				caps[string(pb.CapMetaDescription)] = true
+			if f&capExportCache != 0 {
+				c[string(pb.CapMetaExportCache)] = true
 			}
-			if md.ExportCache != nil {
-				caps[string(pb.CapMetaExportCache)] = true
-			}
+			caps[f] = c
 		}
 		term := &pb.Op{Inputs: []*pb.Input{{Digest: in.Digest, Index: in.Index}}}
 		dt, err := term.MarshalVT()
@@ -105,12 +139,12 @@ func Definitions(ctx context.Context, states []llb.State, opts ...llb.Constraint
 			return nil, err
 		}
 		def.Def = append(def.Def, dt)
-		def.Metadata[digest.FromBytes(dt).String()] = &pb.OpMetadata{Caps: caps}
+		def.Metadata[digest.FromBytes(dt).String()] = &pb.OpMetadata{Caps: c}
 		if big.Source != nil {
 			src := &pb.Source{Infos: big.Source.Infos, Locations: map[string]*pb.Locations{}}
-			for d := range seen {
-				if l, ok := big.Source.Locations[d]; ok {
-					src.Locations[d] = l
+			for _, k := range list {
+				if l, ok := big.Source.Locations[digests[k]]; ok {
+					src.Locations[digests[k]] = l
 				}
 			}
 			def.Source = src
@@ -118,8 +152,4 @@ func Definitions(ctx context.Context, states []llb.State, opts ...llb.Constraint
 		out[i] = def
 	}
 	return out, nil
-}
-
-func sortOps[T any](s []T, key func(T) int) {
-	slices.SortFunc(s, func(a, b T) int { return key(a) - key(b) })
 }
