@@ -153,17 +153,18 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	// Each builder compiles with the toolchain of its own platform.
 	toolStore := filepath.Join(cacheDir, "toolchain-images")
 	tools := map[string]digest.Digest{}
+	goroots := map[string]string{}
 	for _, n := range nodes {
 		pf := platforms.Format(n.eng.Platform)
-		if tools[pf] != "" {
+		if goroots[pf] != "" {
 			continue
 		}
 		goroot, err := FetchToolchain(ctx, pl.Go.Version, n.eng.Platform, pl.Go.Proxy, pl.Go.SumDB)
 		if err == nil {
-			goroot, err = executableToolchain(goroot, cacheDir)
+			goroots[pf], err = executableToolchain(goroot, cacheDir)
 		}
-		if err == nil {
-			tools[pf], err = toolchainImage(goroot, toolStore, n.eng.Platform)
+		if err == nil && n.eng.Kind != engine.Docker {
+			tools[pf], err = toolchainImage(goroots[pf], toolStore, n.eng.Platform)
 		}
 		if err != nil {
 			<-listCh
@@ -202,11 +203,29 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		if len(nodes) > 1 {
 			sub = subPlan(pl, n.pfs)
 		}
-		if n.graph, err = generate(proj, sub, n.eng, tools[platforms.Format(n.eng.Platform)], pkgs); err != nil {
+		pf := platforms.Format(n.eng.Platform)
+		n.mounts = map[string]fsutil.FS{"context": ctxFS, "static": staticFS}
+		var toolchain llb.State
+		if d := tools[pf]; d != "" {
+			toolchain = llb.OCILayout("berth.invalid/go-toolchain@"+d.String(),
+				llb.OCIStore("", ToolchainStoreID),
+				llb.Platform(n.eng.Platform),
+				llb.WithCustomName(fmt.Sprintf("[berth] Go %s toolchain", pl.Go.Version)))
+			n.stores = map[string]content.Store{ToolchainStoreID: tstore}
+		} else {
+			// The Docker engine's BuildKit has no oci-layout source: the
+			// toolchain directory, sent as a local source.
+			toolchain = llb.Local("goroot",
+				llb.SharedKeyHint(fmt.Sprintf("berth-goroot:%s:%s", pl.Go.Version, pf)),
+				llb.ExcludePatterns(toolchainExcludes),
+				llb.WithCustomName(fmt.Sprintf("[berth] Go %s toolchain", pl.Go.Version)))
+			if n.mounts["goroot"], err = fsutil.NewFS(goroots[pf]); err != nil {
+				return nil, err
+			}
+		}
+		if n.graph, err = generate(proj, sub, n.eng, toolchain, pkgs); err != nil {
 			return nil, err
 		}
-		n.mounts = map[string]fsutil.FS{"context": ctxFS, "static": staticFS}
-		n.stores = map[string]content.Store{ToolchainStoreID: tstore}
 	}
 	// The whole graph, in plan order.
 	for i := range pl.Targets {
@@ -308,7 +327,7 @@ func selectTargets(p *Project, services, pfs []string) error {
 // toolchainExcludes leave out of the toolchain what no build reads.
 var toolchainExcludes = []string{"api", "doc", "misc", "test", "**/testdata", "src/cmd", "pkg/tool/*/api", "pkg/tool/*/doc", "pkg/tool/*/fix", "pkg/tool/*/test2json", "pkg/tool/*/trace", "pkg/tool/*/pprof", "pkg/tool/*/covdata", "pkg/tool/*/preprofile"}
 
-func generate(proj *Project, pl *plan.Plan, eng *engine.Engine, toolchain digest.Digest, pkgs llbgen.Packages) (*llbgen.Graph, error) {
+func generate(proj *Project, pl *plan.Plan, eng *engine.Engine, toolchain llb.State, pkgs llbgen.Packages) (*llbgen.Graph, error) {
 	ctxOpts := []llb.LocalOption{
 		llb.SharedKeyHint("berth-context:" + proj.Module.Dir),
 		llb.ExcludePatterns([]string{".git", "**/.git", filepath.ToSlash(filepath.Join(mustRel(proj.Module.Dir, proj.Config.Dir), pl.OutDir))}),
@@ -324,15 +343,12 @@ func generate(proj *Project, pl *plan.Plan, eng *engine.Engine, toolchain digest
 		ctxOpts = append(ctxOpts, llb.IncludePatterns(sortedKeys(inc)))
 	}
 	env := llbgen.Env{
-		Plan:     pl,
-		Builder:  eng.Platform,
-		Context:  llb.Local("context", ctxOpts...),
-		Packages: pkgs,
-		Toolchain: llb.OCILayout("berth.invalid/go-toolchain@"+toolchain.String(),
-			llb.OCIStore("", ToolchainStoreID),
-			llb.Platform(eng.Platform),
-			llb.WithCustomName(fmt.Sprintf("[berth] Go %s toolchain", pl.Go.Version))),
-		Sources: map[string]*llb.SourceMap{},
+		Plan:      pl,
+		Builder:   eng.Platform,
+		Context:   llb.Local("context", ctxOpts...),
+		Packages:  pkgs,
+		Toolchain: toolchain,
+		Sources:   map[string]*llb.SourceMap{},
 		Static: llb.Local("static",
 			llb.SharedKeyHint("berth-static"),
 			llb.IncludePatterns([]string{llbgen.CACertsFile}),
