@@ -2,6 +2,8 @@ package berth
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path"
@@ -24,7 +26,7 @@ func BundleName(pl *plan.Plan, t plan.Target) string {
 
 // writeBundles writes, for every linux target with a binary and a unit,
 // a tarball with the binary, the unit, the env file and an install script.
-func writeBundles(p *Project, outDir string, side map[string][]byte) ([]string, error) {
+func writeBundles(p *Project, outDir string, side map[string][]byte, seen memo) ([]string, error) {
 	pl := p.Plan
 	mtime := time.Unix(pl.SourceDateEpoch, 0).UTC()
 	var out []string
@@ -63,14 +65,30 @@ func writeBundles(p *Project, outDir string, side map[string][]byte) ([]string, 
 	eg.SetLimit(runtime.GOMAXPROCS(0))
 	for _, j := range jobs {
 		eg.Go(func() error {
+			// The bundle's other files are small: hash them; the binary
+			// is known by its file (see seen.go).
+			h := sha256.New()
+			fmt.Fprintf(h, "%d\n", mtime.Unix())
+			for _, f := range j.files[1:] {
+				fmt.Fprintf(h, "%s %o %d\n", f.Name, f.Mode, len(f.Data))
+				h.Write(f.Data)
+			}
+			rest := hex.EncodeToString(h.Sum(nil))
+			binKey := fileKey(j.bin)
+			if seen.done(fileKey(j.dest), binKey, rest) {
+				return nil
+			}
 			bin, err := os.ReadFile(j.bin)
 			if err != nil {
 				return err
 			}
 			files := append([]export.File(nil), j.files...)
 			files[0].Data = bin
-			_, err = export.WriteBundle(j.dest, files, mtime)
-			return err
+			if _, err = export.WriteBundle(j.dest, files, mtime); err != nil {
+				return err
+			}
+			seen.record(fileKey(j.dest), binKey, rest)
+			return nil
 		})
 	}
 	return out, eg.Wait()
