@@ -3,11 +3,13 @@ package llbgen
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
 	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 )
 
 // Definitions returns the definition of each state, as its own Marshal
@@ -17,6 +19,27 @@ import (
 // download, standard library, toolchain, base), so marshaling each alone
 // would encode those steps thousands of times.
 func Definitions(ctx context.Context, states []llb.State, opts ...llb.ConstraintsOpt) ([]*pb.Definition, error) {
+	// Large graphs are marshaled in a part per core: the parts share only
+	// the few common steps, which each part encodes again.
+	parts := runtime.GOMAXPROCS(0)
+	if parts > 1 && len(states) >= 256 {
+		out := make([]*pb.Definition, len(states))
+		eg, ectx := errgroup.WithContext(ctx)
+		size := (len(states) + parts - 1) / parts
+		for lo := 0; lo < len(states); lo += size {
+			hi := min(lo+size, len(states))
+			eg.Go(func() error {
+				defs, err := definitions(ectx, states[lo:hi], opts...)
+				copy(out[lo:hi], defs)
+				return err
+			})
+		}
+		return out, eg.Wait()
+	}
+	return definitions(ctx, states, opts...)
+}
+
+func definitions(ctx context.Context, states []llb.State, opts ...llb.ConstraintsOpt) ([]*pb.Definition, error) {
 	if len(states) == 1 {
 		def, err := states[0].Marshal(ctx, opts...)
 		if err != nil {

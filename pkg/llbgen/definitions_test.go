@@ -108,3 +108,49 @@ func TestDefinitionsMatchMarshal(t *testing.T) {
 		t.Error("no state has a source location: the comparison of locations tested nothing")
 	}
 }
+
+// Marshaled in parts (a large graph), the definitions are the same as in
+// one part.
+func TestDefinitionsInParts(t *testing.T) {
+	p := testPlan(t, "monorepo")
+	g, err := Generate(testEnv(p, Packages{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var states []llb.State
+	for len(states) < 300 {
+		for _, tg := range g.Targets {
+			states = append(states, tg.Binary)
+			if tg.Image != nil {
+				states = append(states, tg.Image.State)
+			}
+		}
+	}
+	ctx := context.Background()
+	// A stable id for local sources: without one, every marshal draws its
+	// own (berth always gives one).
+	uid := llb.LocalUniqueID("test")
+	parts, err := Definitions(ctx, states, uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := definitions(ctx, states, uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sorted := func(d *pb.Definition) []string {
+		var out []string
+		for _, dt := range d.Def {
+			out = append(out, string(dt))
+		}
+		slices.Sort(out)
+		return out
+	}
+	for i := range states {
+		// The same ops (the order of ops other than the root depends on
+		// the graph they were marshaled in) and the same root.
+		if !slices.Equal(sorted(parts[i]), sorted(whole[i])) || !slices.Equal(parts[i].Def[len(parts[i].Def)-1], whole[i].Def[len(whole[i].Def)-1]) {
+			t.Fatalf("state %d: definitions differ", i)
+		}
+	}
+}
