@@ -72,7 +72,7 @@ func (l *loadResult) section() string {
 		return b.String()
 	}
 	fmt.Fprintf(&b, "- wall %s s; berth's own peak RSS **%s MB**; buildkitd's peak RSS %s MB; all processes, peak sum %s MB\n", secs(l.Sample.Wall), mb(l.Sample.ClientRSS), mb(l.Sample.DaemonRSS), mb(l.Sample.TreeRSS))
-	fmt.Fprintf(&b, "- go build steps that ran: %d services\n", l.Recompiled)
+	fmt.Fprintf(&b, "- go build steps that ran: %d of %d targets\n", l.Recompiled, l.Services*l.Platforms)
 	var ph []string
 	for _, p := range l.Phases {
 		ph = append(ph, fmt.Sprintf("%s %.2f s", p.Name, p.Seconds))

@@ -159,3 +159,42 @@ services: hola: {main: ".", base: "static", outputs: binary: false}
 		}
 	}
 }
+
+// TestCacheThroughLocalDir does the same with a cache in a directory, as
+// CI caches keep it, named in the config's cache block (to, then from).
+func TestCacheThroughLocalDir(t *testing.T) {
+	cacheDir := t.TempDir()
+	dir := copyTree(t, "../../examples/hello")
+	cfg := filepath.Join(dir, "berth.cue")
+	orig, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, cfg, `
+cache: to: ["type=local,dest=`+cacheDir+`,mode=max"]
+`)
+	eo := privateEngine(t)
+	first, _ := build(t, dir, func(o *BuildOptions) { o.Engine = eo })
+	if _, err := os.Stat(filepath.Join(cacheDir, "index.json")); err != nil {
+		t.Fatalf("no cache was exported to %s: %v", cacheDir, err)
+	}
+	if _, err := engine.Stop(t.Context(), eo); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := engine.EnginePaths(eo)
+	if err := os.RemoveAll(p.Root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, append(orig, []byte(`
+cache: from: ["type=local,src=`+cacheDir+`"]
+`)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second, log := build(t, dir, func(o *BuildOptions) { o.Engine = eo })
+	if ran := append(log.ran("] go build "), log.ran("] go mod download")...); len(ran) != 0 {
+		t.Errorf("with the imported cache, %v ran again", ran)
+	}
+	if first.Images[0].Digest != second.Images[0].Digest {
+		t.Errorf("digests differ: %s vs %s", first.Images[0].Digest, second.Images[0].Digest)
+	}
+}
