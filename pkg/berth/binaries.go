@@ -3,7 +3,6 @@ package berth
 import (
 	"archive/tar"
 	"compress/gzip"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,16 +43,8 @@ func (b *builder) serviceBinaries(dir string, si *serviceImage) error {
 	if len(targets) == 0 {
 		return nil
 	}
-	raw, err := base64.StdEncoding.DecodeString(si.desc)
-	if err != nil {
-		return fmt.Errorf("%s: exporter gave no image descriptor", si.service)
-	}
-	top, err := export.ReadDescriptor(raw)
-	if err != nil {
-		return err
-	}
 	var idx ocispecs.Index
-	if err := readBlob(si.store, top, &idx); err != nil {
+	if err := readBlob(si.store, si.index, &idx); err != nil {
 		return err
 	}
 	for _, t := range targets {
@@ -95,12 +86,8 @@ func (b *builder) serviceBinaries(dir string, si *serviceImage) error {
 	return nil
 }
 
-func blobPath(store string, d ocispecs.Descriptor) string {
-	return filepath.Join(store, "blobs", d.Digest.Algorithm().String(), d.Digest.Encoded())
-}
-
 func readBlob(store string, d ocispecs.Descriptor, v any) error {
-	data, err := os.ReadFile(blobPath(store, d))
+	data, err := os.ReadFile(export.BlobPath(store, d))
 	if err != nil {
 		return err
 	}
@@ -114,7 +101,7 @@ func (b *builder) extracted(store string, layer ocispecs.Descriptor, name string
 	if _, err := os.Stat(dst); err == nil {
 		return dst, nil
 	}
-	f, err := os.Open(blobPath(store, layer))
+	f, err := os.Open(export.BlobPath(store, layer))
 	if err != nil {
 		return "", err
 	}

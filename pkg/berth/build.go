@@ -130,13 +130,12 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		pkgs llbgen.Packages
 		err  error
 	}
-	listCh := make(chan listed, 1)
+	listCh := make(chan listed, 1) // buffered: an early return leaves no goroutine behind
 	go func() {
 		pkgs, err := listPackages(ctx, proj.Module.Dir, cacheDir, pl)
 		listCh <- listed{pkgs, err}
 	}()
 	if err := connectNodes(ctx, nodes); err != nil {
-		<-listCh
 		return nil, err
 	}
 	eng := nodes[0].eng
@@ -167,13 +166,11 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 			tools[pf], err = toolchainImage(goroots[pf], toolStore, n.eng.Platform)
 		}
 		if err != nil {
-			<-listCh
 			return nil, err
 		}
 	}
 	tstore, err := toolchainStore(toolStore)
 	if err != nil {
-		<-listCh
 		return nil, err
 	}
 	tr.mark("toolchain")

@@ -3,7 +3,6 @@ package berth
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,8 +13,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/moby/buildkit/client"
-
-	"github.com/berthbuild/berth/pkg/engine"
 )
 
 // TestBuildersPerPlatform builds a two-platform service on two daemons,
@@ -23,14 +20,7 @@ import (
 // linux/amd64 on the default one: each platform's steps come from its
 // own daemon, and the assembled index is the one a single daemon gives.
 func TestBuildersPerPlatform(t *testing.T) {
-	arm := privateEngine(t)
-	e, err := engine.Connect(context.Background(), arm) // starts it
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.Close()
-	paths, _ := engine.EnginePaths(arm)
-	armAddr := "unix://" + paths.Socket
+	armAddr := "unix://" + runningEngine(t, privateEngine(t))
 
 	dir := copyTree(t, "../../examples/hello")
 	appendFile(t, filepath.Join(dir, "berth.cue"), `

@@ -26,10 +26,9 @@ func buildctl(t *testing.T, dir string) string {
 	return bin
 }
 
-// runningEngine starts the test engine and returns its socket.
-func runningEngine(t *testing.T) string {
+// runningEngine starts an embedded engine and returns its socket.
+func runningEngine(t *testing.T, eo engine.Options) string {
 	t.Helper()
-	eo := testEngine(t)
 	e, err := engine.Connect(context.Background(), eo)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +53,7 @@ func TestBuilderOverSSH(t *testing.T) {
 	if _, err := os.Stat(sshd); err != nil {
 		t.Fatal("this test needs sshd (Debian: openssh-server; .ci/run installs it)")
 	}
-	sock := runningEngine(t)
+	sock := runningEngine(t, testEngine(t))
 	dir := t.TempDir()
 	binDir := filepath.Join(dir, "bin")
 	if err := os.Mkdir(binDir, 0o755); err != nil {
@@ -155,7 +154,7 @@ func TestBuilderInDockerContainer(t *testing.T) {
 	if _, err := os.Stat(busybox); err != nil {
 		t.Fatal("this test needs a static /bin/busybox (Debian: busybox-static; .ci/run installs it)")
 	}
-	sock := runningEngine(t)
+	sock := runningEngine(t, testEngine(t))
 	host := testDocker(t)
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root")

@@ -184,8 +184,8 @@ func build(t *testing.T, dir string, mod func(*BuildOptions)) (*BuildResult, *st
 	return res, log
 }
 
-// image returns the image of a service for a platform from the layout.
-func image(t *testing.T, layoutDir, ref, platform string) v1.Image {
+// layoutIndex reads the top index of an OCI layout.
+func layoutIndex(t *testing.T, layoutDir string) (v1.ImageIndex, *v1.IndexManifest) {
 	t.Helper()
 	p, err := layout.FromPath(layoutDir)
 	if err != nil {
@@ -199,6 +199,13 @@ func image(t *testing.T, layoutDir, ref, platform string) v1.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return top, im
+}
+
+// image returns the image of a service for a platform from the layout.
+func image(t *testing.T, layoutDir, ref, platform string) v1.Image {
+	t.Helper()
+	top, im := layoutIndex(t, layoutDir)
 	for _, d := range im.Manifests {
 		if d.Annotations["org.opencontainers.image.ref.name"] != ref {
 			continue

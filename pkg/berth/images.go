@@ -3,7 +3,7 @@ package berth
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -179,11 +179,7 @@ func (b *builder) assembleImages(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", si.service, err)
 		}
-		raw, err := json.Marshal(desc)
-		if err != nil {
-			return err
-		}
-		si.store, si.desc, si.index = store, base64.StdEncoding.EncodeToString(raw), desc
+		si.store, si.index = store, desc
 		if b.o.OCIArchive {
 			if err := export.WriteOCIArchive(b.ociArchivePath(si), store, desc, si.ref, epoch); err != nil {
 				return err
@@ -244,4 +240,13 @@ func (b *builder) gcStores() error {
 		}
 	}
 	return nil
+}
+
+// decodeDescriptor reads the descriptor an image exporter returns.
+func decodeDescriptor(s string) (ocispecs.Descriptor, error) {
+	raw, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(raw) == 0 {
+		return ocispecs.Descriptor{}, errors.New("the exporter gave no image descriptor")
+	}
+	return export.ReadDescriptor(raw)
 }

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 )
 
 // loadServices × loadPlatforms is the load test's project size.
@@ -101,18 +99,7 @@ func TestLoad200Services(t *testing.T) {
 			}
 		}
 	}
-	p, err := layout.FromPath(filepath.Join(dir, "dist", "oci"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	top, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := top.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	top, im := layoutIndex(t, filepath.Join(dir, "dist", "oci"))
 	if len(im.Manifests) != loadServices {
 		t.Fatalf("the layout has %d images, want %d", len(im.Manifests), loadServices)
 	}

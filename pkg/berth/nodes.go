@@ -2,7 +2,6 @@ package berth
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -20,8 +19,6 @@ import (
 	"github.com/moby/buildkit/client"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tonistiigi/fsutil"
-
-	"github.com/berthbuild/berth/pkg/export"
 
 	"github.com/berthbuild/berth/pkg/engine"
 	"github.com/berthbuild/berth/pkg/llbgen"
@@ -302,14 +299,6 @@ func (b *builder) assembleBinaries(binTmp string) error {
 		}
 	}
 	return nil
-}
-
-func decodeDescriptor(s string) (ocispecs.Descriptor, error) {
-	raw, err := base64.StdEncoding.DecodeString(s)
-	if err != nil || len(raw) == 0 {
-		return ocispecs.Descriptor{}, errors.New("the exporter gave no image descriptor")
-	}
-	return export.ReadDescriptor(raw)
 }
 
 // pushIndex pushes a service's index from the store, with every blob it

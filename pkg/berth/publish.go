@@ -2,7 +2,6 @@ package berth
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -129,15 +128,8 @@ func (b *builder) publishLayout(dest string, res *BuildResult) error {
 	}
 	built := map[string]bool{}
 	for _, si := range b.results {
-		raw, err := base64.StdEncoding.DecodeString(si.desc)
-		if err != nil {
-			return fmt.Errorf("%s: exporter gave no image descriptor", si.service)
-		}
-		desc, err := export.ReadDescriptor(raw)
-		if err != nil {
-			return err
-		}
-		if err := lay.AddImage(si.store, si.index); err != nil {
+		desc := si.index
+		if err := lay.AddImage(si.store, desc); err != nil {
 			return err
 		}
 		lay.AddIndex(desc, si.ref)

@@ -69,10 +69,8 @@ type failure struct {
 type serviceImage struct {
 	service string
 	ref     string
-	// store holds the service's index, desc (base64 JSON) and index its
-	// descriptor.
+	// store holds the service's index; index is its descriptor.
 	store string
-	desc  string
 	index ocispecs.Descriptor
 }
 

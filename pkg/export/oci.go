@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -104,7 +105,7 @@ func AssembleIndex(store string, ms []Manifest) (ocispecs.Descriptor, error) {
 		if m.Desc.Platform == nil {
 			return ocispecs.Descriptor{}, fmt.Errorf("manifest %s has no platform", m.Desc.Digest)
 		}
-		pf := platformString(*m.Desc.Platform)
+		pf := platforms.Format(*m.Desc.Platform)
 		if seen[pf] {
 			return ocispecs.Descriptor{}, fmt.Errorf("two %s manifests in one index", pf)
 		}
@@ -121,13 +122,13 @@ func AssembleIndex(store string, ms []Manifest) (ocispecs.Descriptor, error) {
 		return ocispecs.Descriptor{}, err
 	}
 	desc := ocispecs.Descriptor{MediaType: idx.MediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
-	if _, err := os.Stat(blobFile(store, desc)); err == nil {
+	if _, err := os.Stat(BlobPath(store, desc)); err == nil {
 		return desc, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(blobFile(store, desc)), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(BlobPath(store, desc)), 0o755); err != nil {
 		return desc, err
 	}
-	return desc, WriteFile(blobFile(store, desc), b, 0o644)
+	return desc, WriteFile(BlobPath(store, desc), b, 0o644)
 }
 
 // copyReachable links (or copies) the blobs desc reaches from one store
@@ -196,16 +197,9 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-func blobFile(store string, d ocispecs.Descriptor) string {
+// BlobPath is where a store keeps the blob d.
+func BlobPath(store string, d ocispecs.Descriptor) string {
 	return filepath.Join(store, "blobs", d.Digest.Algorithm().String(), d.Digest.Encoded())
-}
-
-func platformString(p ocispecs.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
 }
 
 // Holds reports whether store has every blob desc reaches.

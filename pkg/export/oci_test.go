@@ -18,7 +18,7 @@ import (
 func putBlob(t *testing.T, store, mediaType string, b []byte) ocispecs.Descriptor {
 	t.Helper()
 	d := ocispecs.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
-	p := blobFile(store, d)
+	p := BlobPath(store, d)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestAssembleIndex(t *testing.T) {
 		t.Errorf("assembled index %s, want the encoding of BuildKit's %s", desc.Digest, digest.FromBytes(wb))
 	}
 	for _, d := range []ocispecs.Descriptor{desc, amdM, armM} {
-		if _, err := os.Stat(blobFile(store, d)); err != nil {
+		if _, err := os.Stat(BlobPath(store, d)); err != nil {
 			t.Errorf("blob missing from the store: %v", err)
 		}
 	}
@@ -75,11 +75,11 @@ func TestAssembleIndex(t *testing.T) {
 	if err := GC(store, []ocispecs.Descriptor{desc}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(blobFile(store, amdIdx)); !os.IsNotExist(err) {
+	if _, err := os.Stat(BlobPath(store, amdIdx)); !os.IsNotExist(err) {
 		t.Errorf("an unreachable blob survived: %v", err)
 	}
 	for _, d := range []ocispecs.Descriptor{desc, amdM, armM} {
-		if _, err := os.Stat(blobFile(store, d)); err != nil {
+		if _, err := os.Stat(BlobPath(store, d)); err != nil {
 			t.Errorf("GC dropped a reachable blob: %v", err)
 		}
 	}

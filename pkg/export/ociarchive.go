@@ -96,7 +96,7 @@ func reach(store string, desc ocispecs.Descriptor, seen map[string]bool) error {
 	default:
 		return nil
 	}
-	b, err := os.ReadFile(blobFile(store, desc))
+	b, err := os.ReadFile(BlobPath(store, desc))
 	if err != nil {
 		return err
 	}
