@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/berthbuild/berth/pkg/engine"
+	"github.com/berthbuild/berth/pkg/llbgen"
 )
 
 type config struct {
@@ -264,7 +265,7 @@ func run(ctx context.Context, c config) error {
 			return err
 		}
 		res.imgService = svc
-		if res.berthImage, err = inspectImage(bi, layoutBlobs(filepath.Join(proj.Dir, "dist", "oci")), svc+":"+version, "linux/amd64", "/usr/local/bin/"+svc); err != nil {
+		if res.berthImage, err = inspectImage(bi, layoutBlobs(filepath.Join(proj.Dir, "dist", "oci")), svc+":"+version, "linux/amd64", llbgen.ImagePath(svc)); err != nil {
 			return fmt.Errorf("berth's image of %s: %w", svc, err)
 		}
 		di, get, err := tarBlobs(filepath.Join(dfOut, svc+".oci.tar"))

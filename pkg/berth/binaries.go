@@ -114,7 +114,7 @@ func (b *builder) extracted(store string, layer ocispecs.Descriptor, name string
 		}
 		r = zr
 	}
-	want := strings.TrimPrefix(llbgen.BinDir, "/") + "/" + name
+	want := strings.TrimPrefix(llbgen.ImagePath(name), "/")
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()

@@ -62,7 +62,7 @@ builders: "linux/arm64": "`+armAddr+`"
 	}
 	for _, pf := range []string{"linux/amd64", "linux/arm64"} {
 		img := image(t, split.Layout, "hello:0.0.0-dev", pf)
-		fileIn(t, img, "/usr/local/bin/hello")
+		fileIn(t, img, "/hello")
 	}
 
 	// The assembled index was pushed, and archived, as one.
@@ -84,7 +84,7 @@ builders: "linux/arm64": "`+armAddr+`"
 	if err != nil {
 		t.Fatal(err)
 	}
-	fileIn(t, image(t, arch, "hello:0.0.0-dev", "linux/arm64"), "/usr/local/bin/hello")
+	fileIn(t, image(t, arch, "hello:0.0.0-dev", "linux/arm64"), "/hello")
 
 	// The same project on one daemon: the same index, byte for byte.
 	one := copyTree(t, "../../examples/hello")

@@ -141,7 +141,7 @@ SetEnv PATH=%s:/usr/bin:/bin
 
 	project := copyTree(t, "../../examples/hello")
 	res, _ := build(t, project, func(o *BuildOptions) { o.Engine = engine.Options{Builder: addr} })
-	fileIn(t, image(t, res.Layout, "hello:0.0.0-dev", "linux/amd64"), "/usr/local/bin/hello")
+	fileIn(t, image(t, res.Layout, "hello:0.0.0-dev", "linux/amd64"), "/hello")
 }
 
 // TestBuilderInDockerContainer builds through --builder
@@ -192,5 +192,5 @@ func TestBuilderInDockerContainer(t *testing.T) {
 	addr := "docker-container://" + name
 	project := copyTree(t, "../../examples/hello")
 	res, _ := build(t, project, func(o *BuildOptions) { o.Engine = engine.Options{Builder: addr} })
-	fileIn(t, image(t, res.Layout, "hello:0.0.0-dev", "linux/amd64"), "/usr/local/bin/hello")
+	fileIn(t, image(t, res.Layout, "hello:0.0.0-dev", "linux/amd64"), "/hello")
 }

@@ -245,7 +245,7 @@ func TestDockerfileMatchesLLB(t *testing.T) {
 		if len(pfs) > 1 {
 			sub = strings.ReplaceAll(tg.Platform, "/", "_")
 		}
-		fromDockerfile := filepath.Join(dfOut, sub, filepath.FromSlash(path.Join(dockerfile.BinDir, tg.BinaryName)))
+		fromDockerfile := filepath.Join(dfOut, sub, filepath.FromSlash(dockerfile.ImagePath(tg.BinaryName)))
 		fromBerth := filepath.Join(proj.Config.Dir, filepath.FromSlash(tg.Paths.Binary))
 		a, errA := os.ReadFile(fromDockerfile)
 		b, errB := os.ReadFile(fromBerth)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -238,6 +239,28 @@ func image(t *testing.T, layoutDir, ref, platform string) v1.Image {
 }
 
 // fileIn reads a file from an image's layers (top layer wins).
+// layerNames lists a layer's entries in order, without a leading "./".
+func layerNames(t *testing.T, l v1.Layer) []string {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var names []string
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return names
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, strings.TrimPrefix(h.Name, "./"))
+	}
+}
+
 func fileIn(t *testing.T, img v1.Image, name string) []byte {
 	t.Helper()
 	layers, err := img.Layers()
@@ -282,7 +305,7 @@ func TestBuildHello(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(cfg.Config.Entrypoint, " "); got != "/usr/local/bin/hello" {
+	if got := strings.Join(cfg.Config.Entrypoint, " "); got != "/hello" {
 		t.Errorf("entrypoint %q", got)
 	}
 	if got := strings.Join(cfg.Config.Cmd, " "); got != "berth user" {
@@ -300,6 +323,9 @@ func TestBuildHello(t *testing.T) {
 	layers, _ := img.Layers()
 	if len(layers) != 1 {
 		t.Errorf("scratch image has %d layers, want 1 (the binary)", len(layers))
+	} else if names := layerNames(t, layers[0]); !reflect.DeepEqual(names, []string{"hello"}) {
+		// No directory entries: the layer is as small as the binary allows.
+		t.Errorf("scratch image's layer holds %q, want only the binary", names)
 	}
 	// Image overhead over the binary: config + manifest.
 	rawCfg, _ := img.RawConfigFile()
@@ -309,7 +335,7 @@ func TestBuildHello(t *testing.T) {
 	}
 	// Run the binary taken out of the image.
 	bin := filepath.Join(t.TempDir(), "hello")
-	if err := os.WriteFile(bin, fileIn(t, img, "/usr/local/bin/hello"), 0o755); err != nil {
+	if err := os.WriteFile(bin, fileIn(t, img, "/hello"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(bin, cfg.Config.Cmd...).CombinedOutput()
@@ -318,7 +344,7 @@ func TestBuildHello(t *testing.T) {
 	}
 	// The plain binary is published too and is the same file.
 	plain, err := os.ReadFile(filepath.Join(dir, "dist/bin/hello/linux_amd64/hello"))
-	if err != nil || !bytes.Equal(plain, fileIn(t, img, "/usr/local/bin/hello")) {
+	if err != nil || !bytes.Equal(plain, fileIn(t, img, "/hello")) {
 		t.Fatalf("dist/bin binary differs from the image's: %v", err)
 	}
 	// Nothing temporary is left behind.
@@ -348,7 +374,7 @@ func TestBuildMonorepo(t *testing.T) {
 	machines := map[string]elf.Machine{"linux/amd64": elf.EM_X86_64, "linux/arm64": elf.EM_AARCH64, "linux/arm/v7": elf.EM_ARM}
 	for pf, m := range machines {
 		img := image(t, res.Layout, "api:1.4.2", pf)
-		bin := fileIn(t, img, "/usr/local/bin/api")
+		bin := fileIn(t, img, "/api")
 		f, err := elf.NewFile(bytes.NewReader(bin))
 		if err != nil {
 			t.Fatal(err)

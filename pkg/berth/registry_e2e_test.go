@@ -102,7 +102,7 @@ func TestBaseImageFromRegistry(t *testing.T) {
 	if got := fileIn(t, out, "/etc/base-marker"); !bytes.Equal(got, body) {
 		t.Errorf("base file: %q", got)
 	}
-	fileIn(t, out, "/usr/local/bin/hello")
+	fileIn(t, out, "/hello")
 	layers, _ := out.Layers()
 	if len(layers) != 2 {
 		t.Errorf("%d layers, want the base's and the binary's", len(layers))

@@ -118,7 +118,7 @@ func TestRootlessBuild(t *testing.T) {
 	res := filepath.Join(dir, "dist")
 	img := image(t, filepath.Join(res, "oci"), "hello:0.0.0-dev", "linux/amd64")
 	bin := filepath.Join(t.TempDir(), "hello")
-	os.WriteFile(bin, fileIn(t, img, "/usr/local/bin/hello"), 0o755)
+	os.WriteFile(bin, fileIn(t, img, "/hello"), 0o755)
 	if got, err := exec.Command(bin, "rootless").CombinedOutput(); err != nil || !bytes.Equal(got, []byte("hello, rootless, from berth\n")) {
 		t.Errorf("binary from the rootless image: %v %q", err, got)
 	}

@@ -370,7 +370,7 @@ func (b *builder) imageResult(ctx context.Context, c gateway.Client, n *node, im
 			// A target with a binary output is verified from that export,
 			// before anything is published; read the others here.
 			if !t.Plan.Outputs.Binary {
-				bin, err := ref.ReadFile(ectx, gateway.ReadRequest{Filename: llbgen.BinDir + "/" + t.Plan.BinaryName})
+				bin, err := ref.ReadFile(ectx, gateway.ReadRequest{Filename: llbgen.ImagePath(t.Plan.BinaryName)})
 				if err != nil {
 					return fmt.Errorf("read %s of %s (%s): %w", t.Plan.BinaryName, t.Plan.Service, t.Plan.Platform, err)
 				}

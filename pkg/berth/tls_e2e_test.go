@@ -135,7 +135,7 @@ func TestRemoteTLS(t *testing.T) {
 	project := copyTree(t, "../../examples/hello")
 	res, _ := build(t, project, func(o *BuildOptions) { o.Engine = good })
 	img := image(t, res.Layout, "hello:0.0.0-dev", "linux/amd64")
-	fileIn(t, img, "/usr/local/bin/hello")
+	fileIn(t, img, "/hello")
 
 	// The same builder from the config's builders block, TLS files
 	// relative to the config's directory.

@@ -138,7 +138,7 @@ func checkImage(t *testing.T, tg plan.Target, c ocispecs.ImageConfig) {
 	if want := fmt.Sprintf("%d:%d", tg.User, tg.Group); c.User != want {
 		t.Errorf("%s: User %q, want %q", tg.Platform, c.User, want)
 	}
-	if want := []string{BinDir + "/" + tg.BinaryName}; !reflect.DeepEqual(c.Entrypoint, want) {
+	if want := []string{ImagePath(tg.BinaryName)}; !reflect.DeepEqual(c.Entrypoint, want) {
 		t.Errorf("%s: Entrypoint %q, want %q", tg.Platform, c.Entrypoint, want)
 	}
 	wantCmd := tg.Args

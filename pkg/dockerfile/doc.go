@@ -32,7 +32,7 @@
 //     platform-specific, so it runs once.
 //   - The final stage: scratch, or the pinned base image; for "static" the
 //     static stage copied as one layer. Then one layer with the binary at
-//     /usr/local/bin/<binary>, USER uid:gid, ENV (the LLB path's image
+//     /<binary> (nothing else: no directory entries), USER uid:gid, ENV (the LLB path's image
 //     environment: PATH, for static SSL_CERT_FILE and ZONEINFO, then the
 //     service's own, sorted), EXPOSE, LABEL, ENTRYPOINT and CMD in exec
 //     (JSON) form. A pinned base keeps its own other variables, which the

@@ -19,7 +19,7 @@ import (
 // same accounts at the same paths.
 func TestSameAsLLB(t *testing.T) {
 	for _, c := range []struct{ name, got, want string }{
-		{"BinDir", BinDir, llbgen.BinDir},
+		{"ImagePath", ImagePath("api"), llbgen.ImagePath("api")},
 		{"ZoneInfo", ZoneInfo, llbgen.ZoneinfoPath},
 		{"CACerts", CACerts, llbgen.CACertsPath},
 	} {

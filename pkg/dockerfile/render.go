@@ -3,7 +3,7 @@ package dockerfile
 import (
 	"bytes"
 	"fmt"
-	"path"
+
 	"reflect"
 	"regexp"
 	"sort"
@@ -31,10 +31,11 @@ type RenderInfo struct {
 	OutDir string
 }
 
-const (
-	// BinDir is where the image holds the binary.
-	BinDir = "/usr/local/bin"
+// ImagePath is where the image holds the binary: at the root, as in the
+// LLB path's images (llbgen.ImagePath), so the layer holds one file.
+func ImagePath(binary string) string { return "/" + binary }
 
+const (
 	buildStage  = "build"
 	staticStage = "static"
 	// The build variables set from the platform BuildKit builds for.
@@ -301,7 +302,7 @@ func (s *service) finalStage(w *writer) error {
 	default:
 		w.line("FROM %s", t.Base)
 	}
-	bin := path.Join(BinDir, t.BinaryName)
+	bin := ImagePath(t.BinaryName)
 	w.line("COPY --link --from=%s /out/%s %s", buildStage, t.BinaryName, bin)
 	w.line("USER %d:%d", t.User, t.Group)
 

@@ -22,7 +22,7 @@ const (
 	// NonrootID is the uid and gid of the static base's nonroot user.
 	NonrootID = 65532
 	// Path is the image's PATH.
-	Path = BinDir + ":/usr/bin:/bin"
+	Path = "/usr/local/bin:/usr/bin:/bin"
 
 	// baseDir is where the build stage gathers the base's files.
 	baseDir = "/out/base"

@@ -23,9 +23,8 @@ const (
 	ModCache   = "/go/pkg/mod"
 	BuildCache = "/root/.cache/go-build"
 	OutDir     = "/out"
-	// BinDir is where images hold the binary; the Dockerfile path and the
-	// systemd unit use the same directory.
-	BinDir = "/usr/local/bin"
+	// ImagePATH is the PATH of every image berth builds.
+	ImagePATH = "/usr/local/bin:/usr/bin:/bin"
 )
 
 // CacheID names the Go build cache mount shared by all berth builds.
@@ -331,11 +330,11 @@ func image(env Env, t *plan.Target, bin llb.State, epoch time.Time, staticBase f
 	}
 	name := t.BinaryName
 	staging := llb.Scratch().File(
-		llb.Copy(bin, "/"+name, path.Join(BinDir, name), &llb.CopyInfo{CreateDestPath: true}),
+		llb.Copy(bin, "/"+name, ImagePath(name)),
 		llb.WithCustomName(fmt.Sprintf("[berth] stage %s (%s)", t.Service, t.Platform)),
 	)
 	st := base.File(stamped(staging, epoch), llb.WithCustomName(fmt.Sprintf("[berth] image %s (%s)", t.Service, t.Platform)))
-	history = append(history, ocispecs.History{Created: &epoch, CreatedBy: "berth: COPY " + name + " " + BinDir + "/", Comment: "berth"})
+	history = append(history, ocispecs.History{Created: &epoch, CreatedBy: "berth: COPY " + name + " /", Comment: "berth"})
 
 	cfg := ocispecs.Image{
 		Created:  &epoch,
@@ -343,7 +342,7 @@ func image(env Env, t *plan.Target, bin llb.State, epoch time.Time, staticBase f
 		Config: ocispecs.ImageConfig{
 			User:       strconv.Itoa(t.User) + ":" + strconv.Itoa(t.Group),
 			Env:        imageEnv(t),
-			Entrypoint: []string{path.Join(BinDir, name)},
+			Entrypoint: []string{ImagePath(name)},
 			Cmd:        append([]string{}, t.Args...),
 			WorkingDir: "/",
 			Labels:     map[string]string{},
@@ -363,6 +362,13 @@ func image(env Env, t *plan.Target, bin llb.State, epoch time.Time, staticBase f
 	return &Image{State: st, Config: cfg, Platform: pf}, nil
 }
 
+// ImagePath is where an image holds its binary: at the root, as a
+// hand-written minimal Dockerfile puts it (COPY --from=build /out/app /).
+// The layer then holds that one file and no directory entries, so it is
+// no larger than the binary needs; the Dockerfile berth gen writes uses the
+// same path. Bare-metal installs use /usr/local/bin (see pkg/systemd).
+func ImagePath(binary string) string { return "/" + binary }
+
 // stamped copies a staging state's whole tree with every time set to the
 // epoch. Adding a file changes its directory's time, so times set while
 // creating files do not survive; a copy sets each directory's time after
@@ -374,7 +380,7 @@ func stamped(staging llb.State, epoch time.Time) *llb.FileAction {
 // imageEnv is the image's environment: PATH, ZONEINFO for the static base,
 // then the target's runtime environment, sorted by name.
 func imageEnv(t *plan.Target) []string {
-	env := map[string]string{"PATH": BinDir + ":/usr/bin:/bin"}
+	env := map[string]string{"PATH": ImagePATH}
 	if t.Base == "static" {
 		env["ZONEINFO"] = ZoneinfoPath
 		env["SSL_CERT_FILE"] = CACertsPath

@@ -31,7 +31,7 @@ RUN --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath '-ldflags=-s -w -buildid= -X example.com/shop/internal/shop.Version=1.4.2' -o /out/admin ./cmd/admin
 
 FROM scratch
-COPY --link --from=build /out/admin /usr/local/bin/admin
+COPY --link --from=build /out/admin /admin
 USER 65532:65532
 ENV GOMAXPROCS=1 \
     GOMEMLIMIT=115MiB \
@@ -43,4 +43,4 @@ LABEL org.opencontainers.image.created=2026-11-25T09:14:39Z \
     org.opencontainers.image.source=example.com/shop \
     org.opencontainers.image.title=admin \
     org.opencontainers.image.version=1.4.2
-ENTRYPOINT ["/usr/local/bin/admin"]
+ENTRYPOINT ["/admin"]

@@ -54,7 +54,7 @@ EOF
 
 FROM scratch
 COPY --link --from=static / /
-COPY --link --from=build /out/api /usr/local/bin/api
+COPY --link --from=build /out/api /api
 USER 65532:65532
 ENV GOMAXPROCS=2 \
     GOMEMLIMIT=230MiB \
@@ -69,5 +69,5 @@ LABEL org.opencontainers.image.created=2026-11-25T09:14:39Z \
     org.opencontainers.image.source=example.com/shop \
     org.opencontainers.image.title=api \
     org.opencontainers.image.version=1.4.2
-ENTRYPOINT ["/usr/local/bin/api"]
+ENTRYPOINT ["/api"]
 CMD ["--listen=:8080"]

@@ -54,7 +54,7 @@ EOF
 
 FROM scratch
 COPY --link --from=static / /
-COPY --link --from=build /out/gateway /usr/local/bin/gateway
+COPY --link --from=build /out/gateway /gateway
 USER 65532:65532
 ENV GOMAXPROCS=1 \
     GOMEMLIMIT=57MiB \
@@ -70,4 +70,4 @@ LABEL org.opencontainers.image.created=2026-11-25T09:14:39Z \
     org.opencontainers.image.source=example.com/shop \
     org.opencontainers.image.title=gateway \
     org.opencontainers.image.version=1.4.2
-ENTRYPOINT ["/usr/local/bin/gateway"]
+ENTRYPOINT ["/gateway"]

@@ -30,7 +30,7 @@ RUN --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath -tags=netgo -v '-ldflags=-s -w -buildid= -X example.com/shop/internal/shop.Version=1.4.2' -o /out/pinned ./cmd/pinned
 
 FROM example.com/base/distroless@sha256:abababababababababababababababababababababababababababababababab
-COPY --link --from=build /out/pinned /usr/local/bin/pinned
+COPY --link --from=build /out/pinned /pinned
 USER 1000:1001
 ENV PATH=/usr/local/bin:/usr/bin:/bin
 EXPOSE 9000/tcp
@@ -40,4 +40,4 @@ LABEL org.opencontainers.image.created=2026-11-25T09:14:39Z \
     org.opencontainers.image.source=example.com/shop \
     org.opencontainers.image.title=pinned \
     org.opencontainers.image.version=1.4.2
-ENTRYPOINT ["/usr/local/bin/pinned"]
+ENTRYPOINT ["/pinned"]

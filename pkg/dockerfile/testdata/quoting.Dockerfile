@@ -54,7 +54,7 @@ EOF
 
 FROM scratch
 COPY --link --from=static / /
-COPY --link --from=build /out/quoting /usr/local/bin/quoting
+COPY --link --from=build /out/quoting /quoting
 USER 65532:65532
 ENV A="" \
     B="two words" \
@@ -71,5 +71,5 @@ LABEL org.opencontainers.image.created=2026-11-25T09:14:39Z \
     org.opencontainers.image.source=example.com/shop \
     org.opencontainers.image.title=quoting \
     org.opencontainers.image.version=1.4.2
-ENTRYPOINT ["/usr/local/bin/quoting"]
+ENTRYPOINT ["/quoting"]
 CMD ["a b","it's","say \"hi\"","$HOME","back\\slash","","<<EOF","[x]","héllo"]

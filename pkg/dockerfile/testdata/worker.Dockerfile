@@ -54,7 +54,7 @@ EOF
 
 FROM scratch
 COPY --link --from=static / /
-COPY --link --from=build /out/worker /usr/local/bin/worker
+COPY --link --from=build /out/worker /worker
 USER 65532:65532
 ENV GOMAXPROCS=1 \
     GOMEMLIMIT=115MiB \
@@ -69,4 +69,4 @@ LABEL org.opencontainers.image.created=2026-11-25T09:14:39Z \
     org.opencontainers.image.source=example.com/shop \
     org.opencontainers.image.title=worker \
     org.opencontainers.image.version=1.4.2
-ENTRYPOINT ["/usr/local/bin/worker"]
+ENTRYPOINT ["/worker"]
