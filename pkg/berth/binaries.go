@@ -2,7 +2,6 @@ package berth
 
 import (
 	"archive/tar"
-	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/klauspost/compress/gzip" // inflates a third faster than compress/gzip
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 

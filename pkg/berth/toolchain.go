@@ -11,9 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/berthbuild/berth/pkg/export"
-
+	"github.com/containerd/platforms"
+	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berthbuild/berth/pkg/export"
+	"github.com/berthbuild/berth/pkg/plan"
 )
 
 // toolchainArch maps a platform to the name golang.org/toolchain uses.
@@ -61,6 +64,37 @@ func FetchToolchain(ctx context.Context, version string, p ocispecs.Platform, pr
 	}
 	return res.Dir, nil
 }
+
+// hostPlatform is the platform of this machine, the embedded engine's.
+var hostPlatform = platforms.Normalize(platforms.DefaultSpec())
+
+// goToolchain is a builder's Go toolchain: its GOROOT, and the image it is
+// packed into for engines with the oci-layout source.
+type goToolchain struct {
+	goroot string
+	image  digest.Digest
+	err    error
+}
+
+// prepareToolchain fetches the toolchain of the plan's Go version for
+// platform p and packs it into an image under cacheDir. For the Docker
+// engine's BuildKit, which has no oci-layout source, it makes an
+// executable copy to send as a local source instead.
+func prepareToolchain(ctx context.Context, pl *plan.Plan, p ocispecs.Platform, cacheDir string, local bool) goToolchain {
+	goroot, err := FetchToolchain(ctx, pl.Go.Version, p, pl.Go.Proxy, pl.Go.SumDB)
+	if err != nil {
+		return goToolchain{err: err}
+	}
+	if local {
+		goroot, err = executableToolchain(goroot, cacheDir)
+		return goToolchain{goroot: goroot, err: err}
+	}
+	img, err := toolchainImage(goroot, toolchainImages(cacheDir), p)
+	return goToolchain{goroot: goroot, image: img, err: err}
+}
+
+// toolchainImages is the OCI layout of packed toolchains under cacheDir.
+func toolchainImages(cacheDir string) string { return filepath.Join(cacheDir, "toolchain-images") }
 
 // executableToolchain returns a copy of the toolchain in the module cache
 // whose programs are executable: `go mod download` extracts modules

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
@@ -35,10 +36,13 @@ const ToolchainStoreID = "berth-toolchains"
 
 // toolchainImage packs goroot (without toolchainExcludes) into an image
 // for platform p in the layout at store, once, and returns the manifest's
-// digest. The layer is an uncompressed tar with fixed owners and times:
-// the same toolchain gives the same digest on every machine.
+// digest. goroot may be the read-only directory `go mod download`
+// extracts: the layer sets its own modes (programs under bin/ and
+// pkg/tool/ executable). The layer is an uncompressed tar with fixed
+// owners, modes and times: the same toolchain gives the same digest on
+// every machine.
 func toolchainImage(goroot, store string, p ocispecs.Platform) (digest.Digest, error) {
-	key := sha256.Sum256([]byte(fmt.Sprintf("berth toolchain image v1\n%s\n%q\n%s/%s", filepath.Base(goroot), toolchainExcludes, p.OS, p.Architecture)))
+	key := sha256.Sum256([]byte(fmt.Sprintf("berth toolchain image v2\n%s\n%q\n%s/%s", filepath.Base(goroot), toolchainExcludes, p.OS, p.Architecture)))
 	marker := filepath.Join(store, "berth-"+hex.EncodeToString(key[:8]))
 	if b, err := os.ReadFile(marker); err == nil {
 		if d, err := digest.Parse(string(b)); err == nil {
@@ -82,7 +86,11 @@ func toolchainImage(goroot, store string, p ocispecs.Platform) (digest.Digest, e
 		if err != nil {
 			return err
 		}
-		hdr := &tar.Header{Name: rel, ModTime: epoch, Format: tar.FormatPAX, Mode: int64(info.Mode().Perm())}
+		mode := int64(0o644)
+		if d.IsDir() || strings.HasPrefix(rel, "bin/") || strings.HasPrefix(rel, "pkg/tool/") {
+			mode = 0o755
+		}
+		hdr := &tar.Header{Name: rel, ModTime: epoch, Format: tar.FormatPAX, Mode: mode}
 		switch {
 		case d.IsDir():
 			hdr.Typeflag, hdr.Name = tar.TypeDir, rel+"/"

@@ -2,7 +2,6 @@ package export
 
 import (
 	"archive/tar"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"os"
 	"sort"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // File is one entry of a bundle.
@@ -19,9 +20,13 @@ type File struct {
 	Data []byte
 }
 
-// WriteBundle writes a deterministic .tar.gz (gzip level 1: for a Go
-// binary about 6% larger than the default level, in half the time; a
-// build writes a bundle per target): entries sorted by name, owned by
+// bundleLevel is the bundles' gzip level. With klauspost/compress, level 2
+// gives a Go binary the size the standard library's level 1 gives, in 65%
+// of its time (and a fifth of the default level's, for 6% more bytes): a
+// build writes a bundle per target.
+const bundleLevel = 2
+
+// WriteBundle writes a deterministic .tar.gz (see bundleLevel): entries sorted by name, owned by
 // root, every time set to mtime, and no name or time in the gzip header, so the same files give the same sha256 on every machine. The
 // gzip comment holds a hash of the inputs: an up-to-date bundle is left
 // as it is, and wrote reports whether it was written.
@@ -29,7 +34,7 @@ func WriteBundle(path string, files []File, mtime time.Time) (wrote bool, err er
 	fs := append([]File(nil), files...)
 	sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
 	h := sha256.New()
-	fmt.Fprintf(h, "berth bundle v2 %d\n", mtime.Unix())
+	fmt.Fprintf(h, "berth bundle v3 %d\n", mtime.Unix())
 	for _, f := range fs {
 		fmt.Fprintf(h, "%s %o %d\n", f.Name, f.Mode, len(f.Data))
 		h.Write(f.Data)
@@ -44,7 +49,7 @@ func WriteBundle(path string, files []File, mtime time.Time) (wrote bool, err er
 		}
 	}
 	return true, WriteFileFrom(path, 0o644, func(w io.Writer) error {
-		gz, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
+		gz, err := gzip.NewWriterLevel(w, bundleLevel)
 		if err != nil {
 			return err
 		}

@@ -109,7 +109,7 @@ func Generate(env Env) (*Graph, error) {
 		t := &p.Targets[i]
 		gate, ok := std[t.Platform]
 		if !ok {
-			gate = stdBuild(env, t, mods, builder)
+			gate = stdBuild(env, t, builder)
 			std[t.Platform] = gate
 		}
 		bin := compile(env, t, mods, gate, builder)
@@ -224,8 +224,11 @@ func buildEnv(s llb.State, t *plan.Target) llb.State {
 }
 
 // stdBuild compiles the standard library packages the project uses on
-// t's platform into the build cache, once, before services fan out.
-func stdBuild(env Env, t *plan.Target, mods llb.State, builder llb.ConstraintsOpt) llb.State {
+// t's platform into the build cache, once, before services fan out. It
+// needs only the toolchain: it runs outside the module (standard packages
+// compile the same in or out of it), so it starts while the module's
+// dependencies download.
+func stdBuild(env Env, t *plan.Target, builder llb.ConstraintsOpt) llb.State {
 	pkgs := env.Packages.Std[t.Platform]
 	if len(pkgs) == 0 {
 		return llb.Scratch()
@@ -237,12 +240,10 @@ func stdBuild(env Env, t *plan.Target, mods llb.State, builder llb.ConstraintsOp
 		}
 	}
 	args = append(args, pkgs...)
-	s := buildEnv(goEnv(llb.Scratch()), t).Dir(SrcDir)
+	s := buildEnv(goEnv(llb.Scratch()), t).Dir("/")
 	run := s.Run(
 		llb.Args(args),
 		llb.AddMount(GOROOT, env.Toolchain, llb.Readonly),
-		llb.AddMount(SrcDir, modFiles(env), llb.Readonly),
-		llb.AddMount(ModCache, mods, llb.Readonly),
 		llb.AddMount(BuildCache, llb.Scratch(), llb.AsPersistentCacheDir(CacheID, llb.CacheMountShared)),
 		llb.AddMount("/tmp", llb.Scratch(), llb.Tmpfs()),
 		llb.Network(pb.NetMode_NONE),
