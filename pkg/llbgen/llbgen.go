@@ -330,11 +330,10 @@ func image(env Env, t *plan.Target, bin llb.State, epoch time.Time, staticBase f
 		base = llb.Image(t.Base, llb.Platform(pf), llb.WithCustomName("[berth] base "+t.Base))
 	}
 	name := t.BinaryName
-	staging := llb.Scratch().File(
-		llb.Copy(bin, "/"+name, ImagePath(name)),
-		llb.WithCustomName(fmt.Sprintf("[berth] stage %s (%s)", t.Service, t.Platform)),
-	)
-	st := base.File(stamped(staging, epoch), llb.WithCustomName(fmt.Sprintf("[berth] image %s (%s)", t.Service, t.Platform)))
+	// One copy, stamped: the binary sits at the root, so the layer holds
+	// no directory whose time the copy would change.
+	st := base.File(llb.Copy(bin, "/"+name, ImagePath(name), &llb.CopyInfo{CreatedTime: &epoch}),
+		llb.WithCustomName(fmt.Sprintf("[berth] image %s (%s)", t.Service, t.Platform)))
 	history = append(history, ocispecs.History{Created: &epoch, CreatedBy: "berth: COPY " + name + " /", Comment: "berth"})
 
 	cfg := ocispecs.Image{
