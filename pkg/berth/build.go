@@ -167,7 +167,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 			continue
 		}
 		var tc goToolchain
-		if early != nil && pf == platforms.Format(hostPlatform) && n.eng.Kind != engine.Docker {
+		if early != nil && sameToolchain(n.eng.Platform, hostPlatform) && n.eng.Kind != engine.Docker {
 			tc, early = <-early, nil
 		} else {
 			tc = prepareToolchain(ctx, pl, n.eng.Platform, cacheDir, n.eng.Kind == engine.Docker)

@@ -68,6 +68,12 @@ func FetchToolchain(ctx context.Context, version string, p ocispecs.Platform, pr
 // hostPlatform is the platform of this machine, the embedded engine's.
 var hostPlatform = platforms.Normalize(platforms.DefaultSpec())
 
+// sameToolchain reports whether platforms a and b run the same Go
+// toolchain image (amd64's variants do not change it).
+func sameToolchain(a, b ocispecs.Platform) bool {
+	return a.OS == b.OS && a.Architecture == b.Architecture && (a.Architecture == "amd64" || a.Variant == b.Variant)
+}
+
 // goToolchain is a builder's Go toolchain: its GOROOT, and the image it is
 // packed into for engines with the oci-layout source.
 type goToolchain struct {
