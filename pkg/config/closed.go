@@ -2,6 +2,7 @@ package config
 
 import (
 	"sort"
+	"strings"
 
 	"cuelang.org/go/cue"
 
@@ -17,29 +18,208 @@ import (
 // recurses into fields whose schema is a struct. skip names fields whose
 // contents are checked elsewhere.
 func closedErrs(user, schema cue.Value, prefix string, skip map[string]bool, out map[string]*diag.Error) {
+	walkClosed(user, schema, prefix, skip, out, nil)
+}
+
+// walkClosed is closedErrs; with own, it also records the fields it sees
+// and keeps what it asks the schema in own.schema.
+func walkClosed(user, schema cue.Value, prefix string, skip map[string]bool, out map[string]*diag.Error, own *ownFields) {
 	it, err := user.Fields()
 	if err != nil {
 		return
 	}
+	own.enter(prefix, user)
 	for it.Next() {
 		sel := it.Selector()
 		path := join(prefix, sel.String())
-		if !schema.Allows(sel) {
-			msg := "field not allowed"
-			if s := suggest(sel.Unquoted(), schema); s != "" {
-				msg += "; did you mean " + s + "?"
+		own.add(prefix, path, sel, it.Value())
+		sf := &schemaField{}
+		if own != nil {
+			rel := own.rel(path)
+			if cached := own.schema[rel]; cached != nil {
+				sf = cached
+			} else {
+				own.schema[rel] = sf
 			}
-			out[path] = &diag.Error{Path: path, Msg: msg, Pos: nonEmpty(pos(it.Value()))}
+		}
+		if !sf.allows(schema, sel) {
+			out[path] = &diag.Error{Path: path, Msg: sf.msg, Pos: nonEmpty(pos(it.Value()))}
 			continue
 		}
 		if skip[path] || it.Value().IncompleteKind() != cue.StructKind {
 			continue
 		}
-		sub := schema.LookupPath(cue.MakePath(sel.Optional()))
-		if sub.Exists() && sub.IncompleteKind()&cue.StructKind != 0 {
-			closedErrs(it.Value(), sub, path, skip, out)
+		if sub, ok := sf.sub(schema, sel); ok {
+			walkClosed(it.Value(), sub, path, skip, out, own)
 		}
 	}
+}
+
+// schemaField is what walkClosed asks the schema about a field: the
+// answers are the same for every service, and each question costs CUE a
+// new evaluation context.
+type schemaField struct {
+	asked, allowed bool
+	msg            string // when not allowed
+	subAsked       bool
+	subSchema      cue.Value
+	subOK          bool
+}
+
+// allows reports whether schema allows sel, and if not, says why in msg.
+func (f *schemaField) allows(schema cue.Value, sel cue.Selector) bool {
+	if !f.asked {
+		f.asked, f.allowed = true, schema.Allows(sel)
+		if !f.allowed {
+			f.msg = "field not allowed"
+			if s := suggest(sel.Unquoted(), schema); s != "" {
+				f.msg += "; did you mean " + s + "?"
+			}
+		}
+	}
+	return f.allowed
+}
+
+// sub returns the schema of the field, if it is one of a struct.
+func (f *schemaField) sub(schema cue.Value, sel cue.Selector) (cue.Value, bool) {
+	if !f.subAsked {
+		sub := schema.LookupPath(cue.MakePath(sel.Optional()))
+		f.subAsked, f.subSchema, f.subOK = true, sub, sub.Exists() && sub.IncompleteKind()&cue.StructKind != 0
+	}
+	return f.subSchema, f.subOK
+}
+
+// ownField is a field of a struct that walkClosed entered.
+type ownField struct {
+	sel cue.Selector
+	val cue.Value
+	// regular: a regular field, as LookupPath finds it. Fields shows a
+	// required field as a regular one holding an error, so fields that
+	// hold an error are left to LookupPath.
+	regular bool
+}
+
+// ownFields are a service's own fields as walkClosed found them, by
+// dotted path relative to the service (labels written as
+// Selector.String writes them), in every struct it entered. Each
+// LookupPath costs CUE a new evaluation context; for the paths below an
+// entered struct, these answer the same without one.
+type ownFields struct {
+	cut     int                   // length of the service's path and its dot
+	entered map[string][]ownField // struct ("" is the service) → all its fields
+	vals    map[string]cue.Value  // regular fields of the entered structs
+	unsure  map[string]bool       // fields of theirs left to LookupPath
+	// schema holds the schema's answers by path, for all services.
+	schema map[string]*schemaField
+}
+
+func newOwnFields(prefix string, schema map[string]*schemaField) *ownFields {
+	return &ownFields{cut: len(prefix) + 1, entered: map[string][]ownField{}, vals: map[string]cue.Value{}, unsure: map[string]bool{}, schema: schema}
+}
+
+func (o *ownFields) rel(path string) string {
+	if len(path) < o.cut {
+		return ""
+	}
+	return path[o.cut:]
+}
+
+// enter records that the fields of v, at path, are being walked. A value
+// with a default is left out, and so everything below it: Fields walks
+// the default, LookupPath the value itself.
+func (o *ownFields) enter(path string, v cue.Value) {
+	if o == nil {
+		return
+	}
+	p := o.rel(path)
+	if p != "" {
+		parent := ""
+		if i := lastDot(p); i >= 0 {
+			parent = p[:i]
+		}
+		if _, ok := o.entered[parent]; !ok {
+			return
+		}
+	}
+	if _, isDefault := v.Default(); !isDefault {
+		o.entered[p] = []ownField{}
+	}
+}
+
+func (o *ownFields) add(parent, path string, sel cue.Selector, v cue.Value) {
+	if o == nil {
+		return
+	}
+	p := o.rel(parent)
+	fs, ok := o.entered[p]
+	if !ok {
+		return
+	}
+	f := ownField{sel: sel, val: v}
+	if sel.ConstraintType() == 0 {
+		// What LookupPath finds is a regular field, not a constraint.
+		f.regular = v.IncompleteKind() != cue.BottomKind
+		if f.regular {
+			o.vals[o.rel(path)] = v
+		} else {
+			o.unsure[o.rel(path)] = true
+		}
+	}
+	o.entered[p] = append(fs, f)
+}
+
+// get returns what raw.LookupPath(parsePath(path)) returns (as far as
+// Exists and the value go), when the walk has the answer: path is written
+// without quotes (each part is then the label itself, as Selector.String
+// writes it), and the walk entered its parent or found that a field above
+// it does not exist.
+func (o *ownFields) get(path string) (cue.Value, bool) {
+	if strings.IndexByte(path, '"') >= 0 {
+		return cue.Value{}, false
+	}
+	return o.get1(path)
+}
+
+func (o *ownFields) get1(path string) (cue.Value, bool) {
+	if o.unsure[path] {
+		return cue.Value{}, false
+	}
+	parent := ""
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		parent = path[:i]
+	}
+	if _, ok := o.entered[parent]; ok {
+		return o.vals[path], true // the zero Value does not exist
+	}
+	if parent == "" {
+		return cue.Value{}, false
+	}
+	// Nothing exists below a field that does not exist.
+	if p, ok := o.get1(parent); ok && !p.Exists() {
+		return cue.Value{}, true
+	}
+	return cue.Value{}, false
+}
+
+// lookupPos is lookupPos(raw, path), from the walk where it can be.
+func (o *ownFields) lookupPos(raw cue.Value, path string) diag.Pos {
+	for path != "" {
+		x, ok := o.get(path)
+		if !ok {
+			x = raw.LookupPath(parsePath(path))
+		}
+		if x.Exists() {
+			if p := pos(x); p.IsValid() {
+				return p
+			}
+		}
+		i := lastDot(path)
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return diag.Pos{}
 }
 
 // required lists the required fields of schema.
@@ -57,9 +237,16 @@ func required(schema cue.Value) []cue.Selector {
 	return sels
 }
 
-// requiredErrs reports the fields of req that v lacks, at at.
-func requiredErrs(v cue.Value, req []cue.Selector, prefix string, at diag.Pos, out map[string]*diag.Error) {
+// requiredErrs reports the fields of req that v lacks, at at. own, if
+// not nil, holds v's fields.
+func requiredErrs(v cue.Value, req []cue.Selector, prefix string, at diag.Pos, out map[string]*diag.Error, own *ownFields) {
 	for _, sel := range req {
+		if name := sel.Unquoted(); own != nil && !strings.Contains(name, ".") {
+			// A regular field is what the lookup below finds first.
+			if x, ok := own.get(name); ok && x.Exists() {
+				continue
+			}
+		}
 		if v.LookupPath(cue.MakePath(sel.Required())).Exists() {
 			continue
 		}

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"cuelang.org/go/cue"
+
+	"github.com/berthbuild/berth/pkg/diag"
 )
 
 func TestDistance(t *testing.T) {
@@ -72,3 +74,46 @@ func TestSuggest(t *testing.T) {
 
 // serviceCheck inspects one loaded service; it returns what is wrong, or "".
 type serviceCheck func(s *Service) string
+
+// What the walk of a service records answers as LookupPath does, for the
+// paths it answers at all: regular, optional and required fields, fields
+// that hold errors, structs with a default, paths below missing fields.
+func TestOwnFieldsMatchLookup(t *testing.T) {
+	l := newLoader(t)
+	for _, tc := range []struct {
+		src     string
+		answers bool // whether the walk answers any of the paths
+	}{
+		{`main: "./a", env: {A: "1", "b-c": "2", "d.e": "3"}, limits: {cpu: 1, memory?: "1Gi"}`, true},
+		{`main!: string, cgo?: true, env: {X!: string}, limits: {cpu: number}`, true},
+		{`main: "./a", outputs: *{image: true} | {image: false}`, true},
+		{`*{main: "./a", env: {A: "1"}} | {main: "./b"}`, false}, // Fields walks the default
+		{`main: "./a", limits: 5, args: ["x"], systemd: {Service: {Nice: "1"}}`, true},
+		{`main: "./a", env: 1 & 2`, true},
+	} {
+		src := tc.src
+		v := l.ctx.CompileString("s: {" + src + "}").LookupPath(cue.ParsePath("s"))
+		own := newOwnFields("services.s", map[string]*schemaField{})
+		walkClosed(v, l.fields, "services.s", nil, map[string]*diag.Error{}, own)
+		answered := 0
+		for _, path := range []string{
+			"main", "cgo", "env", "env.A", `env."b-c"`, `env."d.e"`, "env.X", "env.Z", "env.0",
+			"limits", "limits.cpu", "limits.memory", "limits.cpu.x", "outputs", "outputs.image",
+			"args", "args.0", "systemd.Service", "systemd.Service.Nice", "systemd.Unit.After",
+			"runtime", "runtime.gomaxprocs", "runtime.gomaxprocs.x",
+		} {
+			got, ok := own.get(path)
+			if !ok {
+				continue
+			}
+			answered++
+			want := v.LookupPath(parsePath(path))
+			if got.Exists() != want.Exists() || (want.Exists() && pos(got) != pos(want)) {
+				t.Errorf("%s: %s: walk says exists %v at %v, LookupPath %v at %v", src, path, got.Exists(), pos(got), want.Exists(), pos(want))
+			}
+		}
+		if (answered > 0) != tc.answers {
+			t.Errorf("%s: the walk answered %d paths", src, answered)
+		}
+	}
+}

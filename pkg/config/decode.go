@@ -97,15 +97,21 @@ func decodeBuilders(v cue.Value, fields map[string]diag.Pos) map[string]Builder 
 	return out
 }
 
-// decodeService reads a validated service. It walks each struct once:
-// a LookupPath per field costs far more on thousands of services.
-func decodeService(s *Service, v cue.Value) {
+// decodeService reads a validated service; present says which of
+// serviceFields it has, subs (where not nil) which fields their structs
+// have. It reads them field by field: Fields sorts the fields of a
+// struct, and of every struct the schema adds to it, which costs more
+// than the lookups on thousands of services.
+func decodeService(s *Service, v cue.Value, present []bool, subs [][]cue.Selector) {
 	group := -1
 	var out cue.Value
-	it, _ := v.Fields()
-	for it.Next() {
-		f := it.Value()
-		switch it.Selector().Unquoted() {
+	var outSubs []cue.Selector
+	for i, sf := range serviceFields {
+		if !present[i] {
+			continue
+		}
+		f := v.LookupPath(sf.path)
+		switch sf.name {
 		case "main":
 			s.Main, _ = f.String()
 		case "description":
@@ -131,10 +137,9 @@ func decodeService(s *Service, v cue.Value) {
 		case "args":
 			s.Args = strs(f)
 		case "env":
-			env, _ := f.Fields()
-			for env.Next() {
-				val, _ := env.Value().String()
-				s.Env = append(s.Env, EnvVar{Name: env.Selector().Unquoted(), Value: val})
+			for it := fieldsOf(f, subs[i]); it.next(); {
+				val, _ := it.val.String()
+				s.Env = append(s.Env, EnvVar{Name: it.sel.Unquoted(), Value: val})
 			}
 			sort.Slice(s.Env, func(i, j int) bool { return s.Env[i].Name < s.Env[j].Name })
 		case "ports":
@@ -143,10 +148,9 @@ func decodeService(s *Service, v cue.Value) {
 				s.Ports = append(s.Ports, parsePort(ports.Value()))
 			}
 		case "limits":
-			lim, _ := f.Fields()
-			for lim.Next() {
-				x := lim.Value()
-				switch lim.Selector().Unquoted() {
+			for it := fieldsOf(f, subs[i]); it.next(); {
+				x := it.val
+				switch it.sel.Unquoted() {
 				case "cpu":
 					s.Limits.CPU, _ = x.Float64()
 				case "memory":
@@ -158,10 +162,9 @@ func decodeService(s *Service, v cue.Value) {
 				}
 			}
 		case "runtime":
-			rt, _ := f.Fields()
-			for rt.Next() {
-				x := rt.Value()
-				switch rt.Selector().Unquoted() {
+			for it := fieldsOf(f, subs[i]); it.next(); {
+				x := it.val
+				switch it.sel.Unquoted() {
 				case "gomaxprocs":
 					n, _ := x.Int64()
 					s.Runtime.GOMAXPROCS = int(n)
@@ -170,7 +173,7 @@ func decodeService(s *Service, v cue.Value) {
 				}
 			}
 		case "outputs":
-			out = f
+			out, outSubs = f, subs[i]
 		case "secrets":
 			sec, _ := f.Fields()
 			for sec.Next() {
@@ -209,13 +212,13 @@ func decodeService(s *Service, v cue.Value) {
 		allLinux = allLinux && p.OS == "linux"
 	}
 	s.Outputs = Outputs{Binary: true, Image: allLinux, Systemd: allLinux, Dockerfile: allLinux}
-	if o, err := out.Fields(); err == nil {
-		for o.Next() {
-			b, err := o.Value().Bool()
+	if o := fieldsOf(out, outSubs); o.ok() {
+		for o.next() {
+			b, err := o.val.Bool()
 			if err != nil {
 				continue
 			}
-			switch o.Selector().Unquoted() {
+			switch o.sel.Unquoted() {
 			case "binary":
 				s.Outputs.Binary = b
 			case "image":
@@ -227,6 +230,57 @@ func decodeService(s *Service, v cue.Value) {
 			}
 		}
 	}
+}
+
+// structFields iterates over the regular fields of a struct: the fields
+// named by sels, or, without them, what Fields gives.
+type structFields struct {
+	v    cue.Value
+	sels []cue.Selector
+	it   *cue.Iterator
+	err  error
+	i    int
+	sel  cue.Selector
+	val  cue.Value
+}
+
+// fieldsOf iterates over v's fields; sels, when not nil, are these
+// fields.
+func fieldsOf(v cue.Value, sels []cue.Selector) *structFields {
+	return &structFields{v: v, sels: sels}
+}
+
+// ok reports whether v is a struct to iterate over, as Fields does.
+func (f *structFields) ok() bool {
+	if f.sels != nil {
+		return f.v.Exists()
+	}
+	f.start()
+	return f.err == nil
+}
+
+func (f *structFields) start() {
+	if f.it == nil && f.err == nil {
+		f.it, f.err = f.v.Fields()
+	}
+}
+
+func (f *structFields) next() bool {
+	if f.sels != nil {
+		if f.i >= len(f.sels) {
+			return false
+		}
+		f.sel = f.sels[f.i]
+		f.val = f.v.LookupPath(cue.MakePath(f.sel))
+		f.i++
+		return true
+	}
+	f.start()
+	if f.err != nil || !f.it.Next() {
+		return false
+	}
+	f.sel, f.val = f.it.Selector(), f.it.Value()
+	return true
 }
 
 func boolOr(v cue.Value, def bool) bool {

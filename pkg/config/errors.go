@@ -216,15 +216,20 @@ func fieldMsg(root cue.Value, path []string) (msg string, field cue.Value, at st
 // cannot do while a value in env is wrong, so a bad name would hide behind
 // a bad value.
 func (l *Loader) envNameErrs(v cue.Value, prefix string, out map[string]*diag.Error) {
-	it, err := v.LookupPath(cue.ParsePath("env")).Fields()
+	it, err := v.LookupPath(p_env).Fields()
 	if err != nil {
 		return
 	}
 	for it.Next() {
-		if name := it.Selector().Unquoted(); !l.envName.MatchString(name) {
-			path := join(prefix, "env."+it.Selector().String())
-			out[path] = &diag.Error{Path: path, Msg: "environment variable name must match " + envNameDoc, Pos: nonEmpty(pos(it.Value()))}
-		}
+		l.envNameErr(it.Selector(), it.Value(), prefix, out)
+	}
+}
+
+// envNameErr reports env's field sel if its name is refused.
+func (l *Loader) envNameErr(sel cue.Selector, v cue.Value, prefix string, out map[string]*diag.Error) {
+	if name := sel.Unquoted(); !l.envName.MatchString(name) {
+		path := join(prefix, "env."+sel.String())
+		out[path] = &diag.Error{Path: path, Msg: "environment variable name must match " + envNameDoc, Pos: nonEmpty(pos(v))}
 	}
 }
 

@@ -9,8 +9,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/build"
 	"cuelang.org/go/cue/cuecontext"
 	"cuelang.org/go/cue/load"
 
@@ -172,15 +174,15 @@ func (l *Loader) LoadSource(dir string, files map[string][]byte) (*Project, erro
 		p.Files = append(p.Files, f)
 		p.Sources[f] = files[n]
 	}
-	v, err := l.build(p)
+	inst, v, err := l.build(p)
 	if err != nil {
 		return nil, err
 	}
-	return l.decode(p, v)
+	return l.decode(p, inst, v)
 }
 
 // build loads the project's files as one CUE instance.
-func (l *Loader) build(p *Project) (cue.Value, error) {
+func (l *Loader) build(p *Project) (*build.Instance, cue.Value, error) {
 	overlay := map[string]load.Source{}
 	rel := make([]string, len(p.Files))
 	for i, f := range p.Files {
@@ -189,12 +191,21 @@ func (l *Loader) build(p *Project) (cue.Value, error) {
 	}
 	insts := load.Instances(rel, &load.Config{Dir: p.Dir, Overlay: overlay, Package: "*"})
 	if len(insts) != 1 {
-		return cue.Value{}, fmt.Errorf("%s: the .cue files must form one package, found %d", p.Dir, len(insts))
+		return nil, cue.Value{}, fmt.Errorf("%s: the .cue files must form one package, found %d", p.Dir, len(insts))
 	}
 	if err := insts[0].Err; err != nil {
-		return cue.Value{}, l.convert(err, scope{})
+		return nil, cue.Value{}, l.convert(err, scope{})
 	}
-	v := l.ctx.BuildInstance(insts[0])
+	v, err := l.buildInstance(p, insts[0])
+	return insts[0], v, err
+}
+
+// buildInstance builds a loaded instance in l's runtime. The first build
+// completes the instance (resolves its identifiers); after it, building
+// only reads the instance, so other runtimes build it again without
+// loading and parsing the files again.
+func (l *Loader) buildInstance(p *Project, inst *build.Instance) (cue.Value, error) {
+	v := l.ctx.BuildInstance(inst)
 	if err := v.Err(); err != nil {
 		// Some of these (a structural cycle) carry no position: point at
 		// the field, or at least at the file.
@@ -214,7 +225,7 @@ func (l *Loader) build(p *Project) (cue.Value, error) {
 // concurrent use, and a second one costs a schema compile and a build.
 const parallelMin = 200
 
-func (l *Loader) decode(p *Project, v cue.Value) (*Project, error) {
+func (l *Loader) decode(p *Project, inst *build.Instance, v cue.Value) (*Project, error) {
 	var names []string
 	if it, err := v.LookupPath(pathServices).Fields(); err == nil {
 		for it.Next() {
@@ -229,6 +240,10 @@ func (l *Loader) decode(p *Project, v cue.Value) (*Project, error) {
 	}
 	svcs := make([]*Service, len(names))
 	errs := make([]error, len(names)+workers)
+	// Each runtime takes the next service not yet taken, so that one that
+	// starts late (the others build the instance again, while this one
+	// checks the top level) takes fewer.
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := 1; w < workers; w++ {
 		wg.Add(1)
@@ -237,8 +252,8 @@ func (l *Loader) decode(p *Project, v cue.Value) (*Project, error) {
 			wl, err := NewLoader()
 			if err == nil {
 				var wv cue.Value
-				if wv, err = wl.build(p); err == nil {
-					wl.services(wv, names, w, workers, svcs, errs)
+				if wv, err = wl.buildInstance(p, inst); err == nil {
+					wl.services(wv, names, &next, svcs, errs)
 				}
 			}
 			errs[len(names)+w] = err
@@ -247,7 +262,7 @@ func (l *Loader) decode(p *Project, v cue.Value) (*Project, error) {
 	var top diag.List
 	l.top1(p, v, &top)
 	errs[len(names)] = top.Err()
-	l.services(v, names, 0, workers, svcs, errs)
+	l.services(v, names, &next, svcs, errs)
 	wg.Wait()
 
 	var all diag.List
@@ -269,7 +284,7 @@ func (l *Loader) top1(p *Project, v cue.Value, errs *diag.List) {
 	if len(p.Files) > 0 {
 		first = diag.Pos{File: p.Files[0], Line: 1, Col: 1}
 	}
-	requiredErrs(v, l.topReq, "", first, shape)
+	requiredErrs(v, l.topReq, "", first, shape, nil)
 	top := l.top.Unify(v)
 	if err := top.Validate(cue.Concrete(true), cue.All()); err != nil {
 		errs.Add(l.convert(err, scope{
@@ -305,16 +320,25 @@ func (l *Loader) top1(p *Project, v cue.Value, errs *diag.List) {
 	}
 }
 
-// services checks every workers-th service starting at the first, storing
-// results by index so the outcome does not depend on scheduling.
-func (l *Loader) services(v cue.Value, names []string, first, workers int, out []*Service, errs []error) {
+// services checks the services it takes from next until none is left,
+// storing results by index so the outcome does not depend on scheduling.
+func (l *Loader) services(v cue.Value, names []string, next *atomic.Int64, out []*Service, errs []error) {
 	defaults := v.LookupPath(pathDefaults)
 	all := v.LookupPath(pathServices)
-	fillers := map[string]cue.Value{}
-	cands := l.inheritance(defaults)
-	for i := first; i < len(names); i += workers {
+	sh := &shared{
+		defaults: defaults,
+		cands:    l.inheritance(defaults),
+		fillers:  map[string]cue.Value{},
+		defPos:   map[string]diag.Pos{},
+		schema:   map[string]*schemaField{},
+	}
+	for {
+		i := int(next.Add(1) - 1)
+		if i >= len(names) {
+			return
+		}
 		raw := all.LookupPath(cue.MakePath(cue.Str(names[i])))
-		out[i], errs[i] = l.service1(names[i], raw, defaults, fillers, cands)
+		out[i], errs[i] = l.service1(names[i], raw, sh)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 // the built-in defaults (src 1), at a path inside the service.
 type candidate struct {
 	field string   // top-level service field
+	index int      // its index in serviceFields
 	key   string   // dotted path ("limits.cpu")
 	path  cue.Path // the same, as a path
 	val   cue.Value
@@ -22,20 +23,25 @@ type candidate struct {
 	// scalar candidates are taken whole; the others (a struct's fields)
 	// only when the service does not set them.
 	scalar bool
+	// plain: path holds only regular selectors, so that a lookup of it
+	// finds what a lookup of key finds.
+	plain bool
+	// sub is the selector below field, for a struct's field.
+	sub cue.Selector
 }
 
 // inheritance lists, once per project, what services can inherit, in
 // merge order: the lookups into defaults are the same for every service.
 func (l *Loader) inheritance(defaults cue.Value) (cands []candidate) {
 	srcs := [2]cue.Value{defaults, l.builtin}
-	for _, f := range serviceFields {
+	for fi, f := range serviceFields {
 		for si, src := range srcs {
 			dv := src.LookupPath(f.path)
 			if !dv.Exists() {
 				continue
 			}
 			if !f.struct_ {
-				cands = append(cands, candidate{field: f.name, key: f.name, path: f.path, val: dv, src: si, scalar: true})
+				cands = append(cands, candidate{field: f.name, index: fi, key: f.name, path: f.path, val: dv, src: si, scalar: true})
 				continue
 			}
 			sub, err := dv.Fields()
@@ -51,24 +57,60 @@ func (l *Loader) inheritance(defaults cue.Value) (cands []candidate) {
 						continue
 					}
 					for ds.Next() {
-						cands = append(cands, candidate{field: f.name, key: k + "." + ds.Selector().String(),
-							path: cue.MakePath(cue.Str(f.name), sub.Selector(), ds.Selector()), val: ds.Value(), src: si})
+						cands = append(cands, candidate{field: f.name, index: fi, key: k + "." + ds.Selector().String(),
+							path: cue.MakePath(cue.Str(f.name), sub.Selector(), ds.Selector()), val: ds.Value(), src: si,
+							plain: sub.Selector().ConstraintType() == 0 && ds.Selector().ConstraintType() == 0})
 					}
 					continue
 				}
 				if f.name != "env" && f.name != "secrets" && !l.fields.LookupPath(cue.MakePath(cue.Str(f.name).Optional(), sub.Selector().Optional())).Exists() {
 					continue // unknown: reported in defaults, not copied
 				}
-				cands = append(cands, candidate{field: f.name, key: k, path: cue.MakePath(cue.Str(f.name), sub.Selector()), val: sub.Value(), src: si})
+				cands = append(cands, candidate{field: f.name, index: fi, key: k, path: cue.MakePath(cue.Str(f.name), sub.Selector()), val: sub.Value(), src: si,
+					plain: sub.Selector().ConstraintType() == 0, sub: sub.Selector()})
 			}
 		}
 	}
 	return cands
 }
 
+// shared is what checking the services of one runtime shares: the values
+// every service uses, and what is the same for every service, kept once
+// worked out.
+type shared struct {
+	defaults cue.Value
+	cands    []candidate             // what services can inherit
+	fillers  map[string]cue.Value    // see service1
+	defPos   map[string]diag.Pos     // positions in defaults, by path
+	schema   map[string]*schemaField // see walkClosed
+}
+
 // service1 merges defaults into one service, validates it against
 // #Service and decodes it.
-func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[string]cue.Value, cands []candidate) (*Service, error) {
+func (l *Loader) service1(name string, raw cue.Value, sh *shared) (*Service, error) {
+	defaults, fillers, cands, defPos := sh.defaults, sh.fillers, sh.cands, sh.defPos
+	prefix := "services." + name
+	svcPos := pos(raw)
+	// One walk of the service's own fields checks that each is allowed
+	// and records them; the lookups below are answered from it.
+	shape := map[string]*diag.Error{}
+	own := newOwnFields(prefix, sh.schema)
+	walkClosed(raw, l.fields, prefix, nil, shape, own)
+	if env, ok := own.entered["env"]; ok {
+		for _, f := range env {
+			l.envNameErr(f.sel, f.val, prefix, shape)
+		}
+	} else {
+		l.envNameErrs(raw, prefix, shape)
+	}
+	requiredErrs(raw, l.serviceReq, prefix, svcPos, shape, own)
+	rawAt := func(key string, path cue.Path) cue.Value {
+		if v, ok := own.get(key); ok {
+			return v
+		}
+		return raw.LookupPath(path)
+	}
+
 	// Collect what the service inherits, then unify it with one filler
 	// value built once per distinct set of inherited fields: services of a
 	// project mostly inherit the same fields, and FillPath is costly.
@@ -77,16 +119,18 @@ func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[stri
 		val  cue.Value
 	}
 	var fills []fill
+	var inherits []candidate
 	var key strings.Builder
 	origin := map[string]cue.Value{} // field → raw value it came from
 	srcs := [2]cue.Value{defaults, l.builtin}
-	has := map[string]bool{}
-	for _, f := range serviceFields {
-		v := raw.LookupPath(f.path)
+	// Which of serviceFields raw has, and which the merged value has.
+	has, present := make([]bool, len(serviceFields)), make([]bool, len(serviceFields))
+	for i, f := range serviceFields {
+		v := rawAt(f.name, f.path)
 		if !v.Exists() {
 			continue
 		}
-		has[f.name] = true
+		has[i], present[i] = true, true
 		// A struct is the service's as soon as it has one; a scalar only
 		// when it has a value (a bare constraint takes the default too).
 		if f.struct_ || hasValue(v) {
@@ -97,8 +141,15 @@ func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[stri
 		if _, ok := origin[c.key]; ok {
 			continue // the service, or an earlier source, gave it
 		}
-		if !c.scalar && has[c.field] {
-			if cur := raw.LookupPath(c.path); cur.Exists() && cur.IsConcrete() {
+		if !c.scalar && has[c.index] {
+			cur, ok := cue.Value{}, false
+			if c.plain {
+				cur, ok = own.get(c.key)
+			}
+			if !ok {
+				cur = raw.LookupPath(c.path)
+			}
+			if cur.Exists() && cur.IsConcrete() {
 				origin[c.key] = raw
 				continue
 			}
@@ -107,8 +158,10 @@ func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[stri
 			origin[c.field] = srcs[c.src]
 		}
 		origin[c.key] = srcs[c.src]
+		present[c.index] = true
 		fills = append(fills, fill{c.path, c.val})
 		fmt.Fprintf(&key, "%d:%s;", c.src, c.key)
+		inherits = append(inherits, c)
 	}
 	// The filler is cached already unified with #Service, so each service
 	// costs one unification.
@@ -121,17 +174,12 @@ func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[stri
 		fillers[key.String()] = filler
 	}
 	m := filler.Unify(raw)
-	prefix := "services." + name
-	svcPos := pos(raw)
-	shape := map[string]*diag.Error{}
-	closedErrs(raw, l.fields, prefix, nil, shape)
-	l.envNameErrs(raw, prefix, shape)
-	requiredErrs(raw, l.serviceReq, prefix, svcPos, shape)
-	lookup := func(path string) diag.Pos {
-		// The field's own position, in the value it came from.
+	// locate finds the field's own position, in the value it came from;
+	// at finds a path's position in one of those values.
+	locate := func(path string, at func(src cue.Value, path string) diag.Pos) diag.Pos {
 		for p := path; p != ""; {
 			if src, ok := origin[p]; ok && src != l.builtin {
-				if pp := lookupPos(src, path); pp.IsValid() {
+				if pp := at(src, path); pp.IsValid() {
 					return pp
 				}
 			}
@@ -141,11 +189,12 @@ func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[stri
 			}
 			p = p[:i]
 		}
-		if pp := lookupPos(raw, path); pp.IsValid() {
+		if pp := at(raw, path); pp.IsValid() {
 			return pp
 		}
 		return svcPos
 	}
+	lookup := func(path string) diag.Pos { return locate(path, lookupPos) }
 	inherited := func(path string) bool {
 		for p := path; ; {
 			if src, ok := origin[p]; ok {
@@ -181,19 +230,93 @@ func (l *Loader) service1(name string, raw, defaults cue.Value, fillers map[stri
 		addAll(&errs, shape)
 		return nil, errs.Err()
 	}
-	s := &Service{Name: name, Pos: svcPos, Fields: map[string]diag.Pos{}}
+	s := &Service{Name: name, Pos: svcPos, Fields: make(map[string]diag.Pos, len(origin))}
 	s.Range = rangeOf(raw)
+	// The positions lookup gives, from the walk and with the positions in
+	// defaults cached.
+	posIn := func(src cue.Value, path string) diag.Pos {
+		switch src {
+		case raw:
+			return own.lookupPos(raw, path)
+		case defaults:
+			pp, ok := defPos[path]
+			if !ok {
+				pp = lookupPos(defaults, path)
+				defPos[path] = pp
+			}
+			return pp
+		}
+		return lookupPos(src, path)
+	}
 	for k, src := range origin {
 		if src == raw {
 			// Cheap and by far the most common: the service's own field.
-			s.Fields[k] = pos(raw.LookupPath(parsePath(k)))
-		} else if pp := lookup(k); pp.IsValid() {
+			x, ok := own.get(k)
+			if !ok {
+				x = raw.LookupPath(parsePath(k))
+			}
+			s.Fields[k] = pos(x)
+		} else if pp := locate(k, posIn); pp.IsValid() {
 			s.Fields[k] = pp
 		}
 	}
-	decodeService(s, m)
+	decodeService(s, m, present, subFields(own, has, inherits))
 	return s, nil
 }
+
+// subFields lists the fields of the merged service's env, limits,
+// runtime and outputs, by index in serviceFields: the service's own
+// regular fields, which the walk found, and the inherited ones. It leaves
+// nil what it does not know.
+func subFields(own *ownFields, has []bool, inherits []candidate) [][]cue.Selector {
+	subs := make([][]cue.Selector, len(serviceFields))
+	for i, f := range serviceFields {
+		if !decodeKeys[f.name] {
+			continue
+		}
+		sels := []cue.Selector{}
+		if has[i] {
+			fs, ok := own.entered[f.name]
+			if !ok {
+				continue
+			}
+			known := true
+			for _, x := range fs {
+				if x.regular {
+					sels = append(sels, x.sel)
+				} else if x.sel.ConstraintType() == 0 {
+					known = false // maybe regular: walk the merged struct
+				}
+			}
+			if !known {
+				continue
+			}
+		}
+		subs[i] = sels
+	}
+	for _, c := range inherits {
+		sels := subs[c.index]
+		if sels == nil || c.scalar {
+			continue
+		}
+		if !c.plain {
+			subs[c.index] = nil
+			continue
+		}
+		dup := false
+		for _, s := range sels {
+			dup = dup || s.String() == c.sub.String()
+		}
+		if !dup {
+			subs[c.index] = append(sels, c.sub)
+		}
+	}
+	return subs
+}
+
+// decodeKeys are the structs that decodeService reads by key when
+// subFields lists their fields.
+var decodeKeys = map[string]bool{"env": true, "limits": true, "runtime": true, "outputs": true}
 
 // hasValue reports whether a service field has a value of its own: a
 // concrete one, or a default (*"scratch" | "static") that CUE will pick.

@@ -10,6 +10,7 @@ import (
 	"github.com/moby/buildkit/solver/pb"
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Definitions returns the definition of each state, as its own Marshal
@@ -61,23 +62,32 @@ func definitions(ctx context.Context, states []llb.State, opts ...llb.Constraint
 		digests[i] = digest.FromBytes(dt).String()
 		index[digests[i]] = i
 	}
-	inputs := make([][]int, n)
+	// The inputs of op i are edges[from[i]:from[i+1]].
+	from := make([]int, n+1)
+	edges := make([]int, 0, 2*n)
 	var root *pb.Op
 	for i, dt := range big.Def {
-		var o pb.Op
-		if err := o.UnmarshalVT(dt); err != nil {
+		if i == n-1 {
+			var o pb.Op
+			if err := o.UnmarshalVT(dt); err != nil {
+				return nil, err
+			}
+			if len(o.Inputs) == 1 {
+				root = &o
+			}
+		}
+		err := opInputs(dt, func(d []byte) error {
+			j, ok := index[string(d)]
+			if !ok {
+				return fmt.Errorf("definitions: op %s uses an op not in the graph", digests[i])
+			}
+			edges = append(edges, j)
+			return nil
+		})
+		if err != nil {
 			return nil, err
 		}
-		for _, in := range o.Inputs {
-			j, ok := index[in.Digest]
-			if !ok {
-				return nil, fmt.Errorf("definitions: op %s uses an op not in the graph", digests[i])
-			}
-			inputs[i] = append(inputs[i], j)
-		}
-		if i == n-1 && len(o.Inputs) == 1 {
-			root = &o
-		}
+		from[i+1] = len(edges)
 	}
 	const (
 		capIgnoreCache = 1 << iota
@@ -125,7 +135,7 @@ func definitions(ctx context.Context, states []llb.State, opts ...llb.Constraint
 			k := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
 			list = append(list, k)
-			for _, j := range inputs[k] {
+			for _, j := range edges[from[k]:from[k+1]] {
 				if mark[j] != i+1 {
 					mark[j] = i + 1
 					stack = append(stack, j)
@@ -175,4 +185,56 @@ func definitions(ctx context.Context, states []llb.State, opts ...llb.Constraint
 		out[i] = def
 	}
 	return out, nil
+}
+
+// opInputs calls fn with the digest of each input of a marshaled pb.Op,
+// in order. It reads only the inputs (field 1 of Op, and field 1 of each
+// Input): decoding whole ops, with their exec and file actions, would cost
+// more than the rest of Definitions on large graphs.
+func opInputs(dt []byte, fn func(digest []byte) error) error {
+	for len(dt) > 0 {
+		num, typ, n := protowire.ConsumeTag(dt)
+		if n < 0 {
+			return malformedOp(n)
+		}
+		dt = dt[n:]
+		if num != 1 || typ != protowire.BytesType {
+			if n = protowire.ConsumeFieldValue(num, typ, dt); n < 0 {
+				return malformedOp(n)
+			}
+			dt = dt[n:]
+			continue
+		}
+		in, n := protowire.ConsumeBytes(dt)
+		if n < 0 {
+			return malformedOp(n)
+		}
+		dt = dt[n:]
+		// The Input's digest; the last one, if repeated, as proto does.
+		var d []byte
+		for len(in) > 0 {
+			num, typ, n := protowire.ConsumeTag(in)
+			if n < 0 {
+				return malformedOp(n)
+			}
+			in = in[n:]
+			if num == 1 && typ == protowire.BytesType {
+				d, n = protowire.ConsumeBytes(in)
+			} else {
+				n = protowire.ConsumeFieldValue(num, typ, in)
+			}
+			if n < 0 {
+				return malformedOp(n)
+			}
+			in = in[n:]
+		}
+		if err := fn(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func malformedOp(n int) error {
+	return fmt.Errorf("definitions: malformed op: %w", protowire.ParseError(n))
 }

@@ -154,3 +154,47 @@ func TestDefinitionsInParts(t *testing.T) {
 		}
 	}
 }
+
+// opInputs reads the inputs that decoding the whole op gives, for every
+// kind of op in a graph.
+func TestOpInputs(t *testing.T) {
+	p := testPlan(t, "monorepo")
+	g, err := Generate(testEnv(p, Packages{Std: map[string][]string{"linux/amd64": {"fmt"}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var states []llb.State
+	for _, tg := range g.Targets {
+		states = append(states, tg.Binary)
+		if tg.Image != nil {
+			states = append(states, tg.Image.State)
+		}
+	}
+	def, err := llb.Merge(states).Marshal(context.Background(), llb.LocalUniqueID("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withInputs := 0
+	for _, dt := range def.Def {
+		var op pb.Op
+		if err := op.UnmarshalVT(dt); err != nil {
+			t.Fatal(err)
+		}
+		var want, got []string
+		for _, in := range op.Inputs {
+			want = append(want, in.Digest)
+		}
+		if err := opInputs(dt, func(d []byte) error { got = append(got, string(d)); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("inputs %v, want %v", got, want)
+		}
+		if len(want) > 0 {
+			withInputs++
+		}
+	}
+	if withInputs == 0 {
+		t.Error("no op has inputs: the test tested nothing")
+	}
+}

@@ -192,13 +192,53 @@ func New(p *config.Project, in Inputs) (*Plan, error) {
 		OutDir:          out,
 	}
 	ldflags := Ldflags(p.Go.Stamp, version, in.Revision, created)
+	if len(p.Services) > 0 {
+		pl.Services = make([]string, 0, len(p.Services))
+	}
+	if n := p.Targets(); n > 0 {
+		pl.Targets = make([]Target, 0, n)
+	}
 	for _, s := range p.Services {
 		pl.Services = append(pl.Services, s.Name)
+		sv := perService(pl, in, s)
 		for _, pf := range s.Platforms {
-			pl.Targets = append(pl.Targets, target(pl, in, s, pf, ldflags))
+			pl.Targets = append(pl.Targets, target(pl, in, s, &sv, pf, ldflags))
 		}
 	}
 	return pl, nil
+}
+
+// serviceParts are the parts of a service's targets that do not depend
+// on the platform, worked out once per service.
+type serviceParts struct {
+	description, imageRef, dockerfile, unit string
+	source                                  diag.Range
+	labels                                  []Label
+}
+
+// perService works out the serviceParts of s.
+func perService(pl *Plan, in Inputs, s *config.Service) serviceParts {
+	sv := serviceParts{
+		description: firstNonEmpty(s.Description, s.Name),
+		imageRef:    s.Name + ":" + ImageTag(pl.Version),
+		dockerfile:  path.Join(pl.OutDir, "docker", s.Name, "Dockerfile"),
+		unit:        path.Join(pl.OutDir, "systemd", s.Name+".service"),
+		source:      diag.Range{Start: s.Range.Start.Rel(in.ConfigDir), End: s.Range.End.Rel(in.ConfigDir)},
+	}
+	// Labels without a value (no revision outside git) are left out.
+	for _, l := range []Label{
+		{"org.opencontainers.image.created", pl.Created},
+		{"org.opencontainers.image.description", sv.description},
+		{"org.opencontainers.image.revision", pl.Revision},
+		{"org.opencontainers.image.source", pl.Module.Path},
+		{"org.opencontainers.image.title", s.Name},
+		{"org.opencontainers.image.version", pl.Version},
+	} {
+		if l.Value != "" {
+			sv.labels = append(sv.labels, l)
+		}
+	}
+	return sv
 }
 
 // Ldflags are the linker flags: stripped, no build id, version stamps.
@@ -212,7 +252,7 @@ func Ldflags(st config.Stamp, version, revision, date string) string {
 	return strings.Join(parts, " ")
 }
 
-func target(pl *Plan, in Inputs, s *config.Service, pf config.Platform, ldflags string) Target {
+func target(pl *Plan, in Inputs, s *config.Service, sv *serviceParts, pf config.Platform, ldflags string) Target {
 	t := Target{
 		Service:     s.Name,
 		Platform:    pf.String(),
@@ -225,7 +265,7 @@ func target(pl *Plan, in Inputs, s *config.Service, pf config.Platform, ldflags 
 		CGO:         s.CGO,
 		User:        s.User,
 		Group:       s.Group,
-		Description: firstNonEmpty(s.Description, s.Name),
+		Description: sv.description,
 		Args:        nonNil(s.Args),
 		Ldflags:     ldflags,
 		Limits: Limits{
@@ -240,7 +280,7 @@ func target(pl *Plan, in Inputs, s *config.Service, pf config.Platform, ldflags 
 		},
 		Systemd: append([]config.Directive{}, s.Systemd...),
 		Secrets: append([]config.Secret{}, s.Secrets...),
-		Source:  diag.Range{Start: s.Range.Start.Rel(in.ConfigDir), End: s.Range.End.Rel(in.ConfigDir)},
+		Source:  sv.source,
 	}
 	if pf.Arch == "arm" && pf.Variant != "" {
 		t.GOARM = strings.TrimPrefix(pf.Variant, "v")
@@ -300,29 +340,16 @@ func target(pl *Plan, in Inputs, s *config.Service, pf config.Platform, ldflags 
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	t.Env = []EnvVar{}
+	t.Env = make([]EnvVar, 0, len(names))
 	for _, k := range names {
 		t.Env = append(t.Env, EnvVar{Name: k, Value: env[k]})
 	}
-	t.Ports = []string{}
+	t.Ports = make([]string, 0, len(s.Ports))
 	for _, p := range s.Ports {
 		t.Ports = append(t.Ports, p.String())
 	}
-
-	// Labels without a value (no revision outside git) are left out.
-	t.Labels = []Label{}
-	for _, l := range []Label{
-		{"org.opencontainers.image.created", pl.Created},
-		{"org.opencontainers.image.description", t.Description},
-		{"org.opencontainers.image.revision", pl.Revision},
-		{"org.opencontainers.image.source", pl.Module.Path},
-		{"org.opencontainers.image.title", s.Name},
-		{"org.opencontainers.image.version", pl.Version},
-	} {
-		if l.Value != "" {
-			t.Labels = append(t.Labels, l)
-		}
-	}
+	// Each target has labels of its own, never shared with another's.
+	t.Labels = append(make([]Label, 0, len(sv.labels)), sv.labels...)
 
 	bin := path.Join(pl.OutDir, "bin", s.Name, pf.Dir(), t.BinaryName)
 	if t.Outputs.Binary {
@@ -330,13 +357,13 @@ func target(pl *Plan, in Inputs, s *config.Service, pf config.Platform, ldflags 
 	}
 	if t.Outputs.Image {
 		t.Paths.Image = path.Join(pl.OutDir, "oci")
-		t.Paths.ImageRef = s.Name + ":" + ImageTag(pl.Version)
+		t.Paths.ImageRef = sv.imageRef
 	}
 	if t.Outputs.Dockerfile {
-		t.Paths.Dockerfile = path.Join(pl.OutDir, "docker", s.Name, "Dockerfile")
+		t.Paths.Dockerfile = sv.dockerfile
 	}
 	if t.Outputs.Systemd {
-		t.Paths.Unit = path.Join(pl.OutDir, "systemd", s.Name+".service")
+		t.Paths.Unit = sv.unit
 	}
 	// The command runs from the module root, where main is relative to.
 	out := bin
