@@ -203,23 +203,12 @@ func (o *ownFields) get1(path string) (cue.Value, bool) {
 
 // lookupPos is lookupPos(raw, path), from the walk where it can be.
 func (o *ownFields) lookupPos(raw cue.Value, path string) diag.Pos {
-	for path != "" {
-		x, ok := o.get(path)
-		if !ok {
-			x = raw.LookupPath(parsePath(path))
+	return nearestPos(path, func(p string) cue.Value {
+		if x, ok := o.get(p); ok {
+			return x
 		}
-		if x.Exists() {
-			if p := pos(x); p.IsValid() {
-				return p
-			}
-		}
-		i := lastDot(path)
-		if i < 0 {
-			break
-		}
-		path = path[:i]
-	}
-	return diag.Pos{}
+		return raw.LookupPath(parsePath(p))
+	})
 }
 
 // required lists the required fields of schema.

@@ -33,8 +33,14 @@ func rangeOf(v cue.Value) diag.Range {
 // lookupPos returns the position of the value at a dotted path inside v,
 // or of its nearest ancestor that exists.
 func lookupPos(v cue.Value, path string) diag.Pos {
+	return nearestPos(path, func(p string) cue.Value { return v.LookupPath(parsePath(p)) })
+}
+
+// nearestPos returns the position of the value at a dotted path, or of
+// its nearest ancestor that exists, each looked up with at.
+func nearestPos(path string, at func(string) cue.Value) diag.Pos {
 	for path != "" {
-		x := v.LookupPath(parsePath(path))
+		x := at(path)
 		if x.Exists() {
 			if p := pos(x); p.IsValid() {
 				return p
