@@ -248,16 +248,25 @@ func layerNames(t *testing.T, l v1.Layer) []string {
 	}
 	defer rc.Close()
 	var names []string
-	tr := tar.NewReader(rc)
+	eachTarEntry(t, rc, func(h *tar.Header, _ io.Reader) {
+		names = append(names, strings.TrimPrefix(h.Name, "./"))
+	})
+	return names
+}
+
+// eachTarEntry calls f with every entry of the tar stream r.
+func eachTarEntry(t *testing.T, r io.Reader, f func(*tar.Header, io.Reader)) {
+	t.Helper()
+	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return names
+			return
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		names = append(names, strings.TrimPrefix(h.Name, "./"))
+		f(h, tr)
 	}
 }
 
@@ -273,19 +282,11 @@ func fileIn(t *testing.T, img v1.Image, name string) []byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+		eachTarEntry(t, rc, func(h *tar.Header, r io.Reader) {
 			if strings.TrimPrefix(h.Name, "./") == strings.TrimPrefix(name, "/") {
-				found, _ = io.ReadAll(tr)
+				found, _ = io.ReadAll(r)
 			}
-		}
+		})
 		rc.Close()
 	}
 	if found == nil {

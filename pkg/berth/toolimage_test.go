@@ -2,7 +2,6 @@ package berth
 
 import (
 	"archive/tar"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -78,19 +77,11 @@ func TestToolchainImage(t *testing.T) {
 	}
 	defer f.Close()
 	got := map[string]int64{}
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	eachTarEntry(t, f, func(h *tar.Header, _ io.Reader) {
 		if h.Typeflag == tar.TypeReg {
 			got[h.Name] = h.Mode
 		}
-	}
+	})
 	want := map[string]int64{
 		"VERSION":                      0o644,
 		"bin/go":                       0o755,
