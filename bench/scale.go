@@ -24,6 +24,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berthbuild/berth/pkg/benchproject"
 	"github.com/berthbuild/berth/pkg/berth"
 	"github.com/berthbuild/berth/pkg/llbgen"
 )
@@ -34,24 +35,7 @@ func genScale(dir string, n int) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
-	files := map[string]string{"go.mod": "module example.com/big\n\ngo " + goVersion + "\n"}
-	var b strings.Builder
-	b.WriteString("package berth\n\nproject: \"big\"\nversion: \"1.0.0\"\n")
-	b.WriteString("defaults: {\n\tplatforms: [\"linux/amd64\", \"linux/arm64\", \"linux/arm/v7\"]\n\tlimits: {cpu: 1, memory: \"128Mi\"}\n}\n")
-	b.WriteString("services: {\n")
-	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("svc-%04d", i)
-		files["cmd/"+name+"/main.go"] = "package main\n\nfunc main() {}\n"
-		fmt.Fprintf(&b, "\t%q: {\n\t\tmain: \"./cmd/%s\"\n\t\targs: [\"--id=%d\"]\n\t\tenv: {ID: \"%d\"}\n\t\tports: [%d]\n\t\tlimits: memory: \"256Mi\"\n\t}\n", name, name, i, i, 8000+i%1000)
-	}
-	b.WriteString("}\n")
-	files["berth.cue"] = b.String()
-	for name, body := range files {
-		if err := writeFile(filepath.Join(dir, name), body); err != nil {
-			return err
-		}
-	}
-	return nil
+	return benchproject.Write(dir, n, goVersion)
 }
 
 // llbStats is what planAndLLB measured.

@@ -3,37 +3,20 @@ package berth
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/berthbuild/berth/pkg/benchproject"
 )
 
 // genProject writes a module with n services × 3 platforms.
 func genProject(tb testing.TB, n int) string {
 	tb.Helper()
 	dir := tb.TempDir()
-	must := func(err error) {
-		if err != nil {
-			tb.Fatal(err)
-		}
+	if err := benchproject.Write(dir, n, "1.26.8"); err != nil {
+		tb.Fatal(err)
 	}
-	must(os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/big\n\ngo 1.26.8\n"), 0o644))
-	var b strings.Builder
-	b.WriteString("package berth\n\nproject: \"big\"\nversion: \"1.0.0\"\n")
-	b.WriteString("defaults: {\n\tplatforms: [\"linux/amd64\", \"linux/arm64\", \"linux/arm/v7\"]\n\tlimits: {cpu: 1, memory: \"128Mi\"}\n}\n")
-	b.WriteString("services: {\n")
-	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("svc-%04d", i)
-		d := filepath.Join(dir, "cmd", name)
-		must(os.MkdirAll(d, 0o755))
-		must(os.WriteFile(filepath.Join(d, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644))
-		fmt.Fprintf(&b, "\t%q: {\n\t\tmain: \"./cmd/%s\"\n\t\targs: [\"--id=%d\"]\n\t\tenv: {ID: \"%d\"}\n\t\tports: [%d]\n\t\tlimits: memory: \"256Mi\"\n\t}\n", name, name, i, i, 8000+i%1000)
-	}
-	b.WriteString("}\n")
-	must(os.WriteFile(filepath.Join(dir, "berth.cue"), []byte(b.String()), 0o644))
 	return dir
 }
 

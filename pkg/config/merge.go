@@ -142,11 +142,10 @@ func (l *Loader) service1(name string, raw cue.Value, sh *shared) (*Service, err
 			continue // the service, or an earlier source, gave it
 		}
 		if !c.scalar && has[c.index] {
-			cur, ok := cue.Value{}, false
+			var cur cue.Value
 			if c.plain {
-				cur, ok = own.get(c.key)
-			}
-			if !ok {
+				cur = rawAt(c.key, c.path)
+			} else {
 				cur = raw.LookupPath(c.path)
 			}
 			if cur.Exists() && cur.IsConcrete() {

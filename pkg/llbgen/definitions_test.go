@@ -21,13 +21,7 @@ func TestDefinitionsMatchMarshal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var states []llb.State
-	for _, tg := range g.Targets {
-		states = append(states, tg.Binary)
-		if tg.Image != nil {
-			states = append(states, tg.Image.State)
-		}
-	}
+	states := graphStates(g)
 	uid := llb.LocalUniqueID("test")
 	defs, err := Definitions(context.Background(), states, uid)
 	if err != nil {
@@ -163,13 +157,7 @@ func TestOpInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var states []llb.State
-	for _, tg := range g.Targets {
-		states = append(states, tg.Binary)
-		if tg.Image != nil {
-			states = append(states, tg.Image.State)
-		}
-	}
+	states := graphStates(g)
 	def, err := llb.Merge(states).Marshal(context.Background(), llb.LocalUniqueID("test"))
 	if err != nil {
 		t.Fatal(err)
@@ -197,4 +185,16 @@ func TestOpInputs(t *testing.T) {
 	if withInputs == 0 {
 		t.Error("no op has inputs: the test tested nothing")
 	}
+}
+
+// graphStates lists every target's binary and image states, in order.
+func graphStates(g *Graph) []llb.State {
+	var states []llb.State
+	for _, tg := range g.Targets {
+		states = append(states, tg.Binary)
+		if tg.Image != nil {
+			states = append(states, tg.Image.State)
+		}
+	}
+	return states
 }
