@@ -211,7 +211,8 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		pf := platforms.Format(n.eng.Platform)
 		n.mounts = map[string]fsutil.FS{"context": ctxFS, "static": staticFS}
 		var toolchain llb.State
-		if d := tools[pf]; d != "" {
+		pinned := tools[pf] != ""
+		if d := tools[pf]; pinned {
 			toolchain = llb.OCILayout("berth.invalid/go-toolchain@"+d.String(),
 				llb.OCIStore("", ToolchainStoreID),
 				llb.Platform(n.eng.Platform),
@@ -228,7 +229,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 				return nil, err
 			}
 		}
-		if n.graph, err = generate(proj, sub, n.eng, toolchain, pkgs); err != nil {
+		if n.graph, err = generate(proj, sub, n.eng, toolchain, pinned, pkgs); err != nil {
 			return nil, err
 		}
 	}
@@ -337,7 +338,7 @@ func selectTargets(p *Project, services, pfs []string) error {
 var toolchainExcludes = []string{"api", "doc", "misc", "test", "**/testdata", "**/*_test.go", "src/cmd", "src/runtime/race/*.syso", "src/runtime/race/internal", "bin/gofmt",
 	"pkg/tool/*/api", "pkg/tool/*/doc", "pkg/tool/*/fix", "pkg/tool/*/test2json", "pkg/tool/*/trace", "pkg/tool/*/pprof", "pkg/tool/*/covdata", "pkg/tool/*/preprofile", "pkg/tool/*/vet"}
 
-func generate(proj *Project, pl *plan.Plan, eng *engine.Engine, toolchain llb.State, pkgs llbgen.Packages) (*llbgen.Graph, error) {
+func generate(proj *Project, pl *plan.Plan, eng *engine.Engine, toolchain llb.State, pinned bool, pkgs llbgen.Packages) (*llbgen.Graph, error) {
 	ctxOpts := []llb.LocalOption{
 		llb.SharedKeyHint("berth-context:" + proj.Module.Dir),
 		llb.ExcludePatterns([]string{".git", "**/.git", filepath.ToSlash(filepath.Join(mustRel(proj.Module.Dir, proj.Config.Dir), pl.OutDir))}),
@@ -353,12 +354,13 @@ func generate(proj *Project, pl *plan.Plan, eng *engine.Engine, toolchain llb.St
 		ctxOpts = append(ctxOpts, llb.IncludePatterns(sortedKeys(inc)))
 	}
 	env := llbgen.Env{
-		Plan:      pl,
-		Builder:   eng.Platform,
-		Context:   llb.Local("context", ctxOpts...),
-		Packages:  pkgs,
-		Toolchain: toolchain,
-		Sources:   map[string]*llb.SourceMap{},
+		Plan:            pl,
+		Builder:         eng.Platform,
+		Context:         llb.Local("context", ctxOpts...),
+		Packages:        pkgs,
+		Toolchain:       toolchain,
+		ToolchainPinned: pinned,
+		Sources:         map[string]*llb.SourceMap{},
 		Static: llb.Local("static",
 			llb.SharedKeyHint("berth-static"),
 			llb.IncludePatterns([]string{llbgen.CACertsFile}),

@@ -50,7 +50,13 @@ type Env struct {
 	Builder   ocispecs.Platform
 	Context   llb.State // the module root
 	Toolchain llb.State // GOROOT contents at the root of the state
-	Packages  Packages
+	// ToolchainPinned says Toolchain is an image by digest: its digest
+	// names its content, so steps that mount it skip BuildKit's content
+	// hash of its 110 MB (which a cold build waits for before the first
+	// compile). A local toolchain (the Docker engine's) keeps it: a local
+	// source's cache key names the session, not the files.
+	ToolchainPinned bool
+	Packages        Packages
 	// Sources maps a config file name, as written in plan targets'
 	// Source, to its source map, so failing steps point at the config.
 	Sources map[string]*llb.SourceMap
@@ -166,7 +172,7 @@ func modDownload(env Env, builder llb.ConstraintsOpt) llb.State {
 	}
 	run := s.Run(append(opts,
 		llb.Args([]string{GOROOT + "/bin/go", "mod", "download", "-x"}),
-		llb.AddMount(GOROOT, env.Toolchain, llb.Readonly),
+		toolchainMount(env),
 		llb.AddMount(SrcDir, modFiles(env), llb.Readonly),
 		llb.AddMount("/tmp", llb.Scratch(), llb.Tmpfs()),
 		llb.WithCustomName("[berth] go mod download"),
@@ -243,7 +249,7 @@ func stdBuild(env Env, t *plan.Target, builder llb.ConstraintsOpt) llb.State {
 	s := buildEnv(goEnv(llb.Scratch()), t).Dir("/")
 	run := s.Run(
 		llb.Args(args),
-		llb.AddMount(GOROOT, env.Toolchain, llb.Readonly),
+		toolchainMount(env),
 		llb.AddMount(BuildCache, llb.Scratch(), llb.AsPersistentCacheDir(CacheID, llb.CacheMountShared)),
 		llb.AddMount("/tmp", llb.Scratch(), llb.Tmpfs()),
 		llb.Network(pb.NetMode_NONE),
@@ -253,11 +259,19 @@ func stdBuild(env Env, t *plan.Target, builder llb.ConstraintsOpt) llb.State {
 	return run.AddMount("/done", llb.Scratch())
 }
 
+// toolchainMount mounts the Go toolchain read-only at GOROOT.
+func toolchainMount(env Env) llb.RunOption {
+	if env.ToolchainPinned {
+		return llb.AddMount(GOROOT, env.Toolchain, llb.Readonly, llb.ContentCache(llb.MountContentCacheOff))
+	}
+	return llb.AddMount(GOROOT, env.Toolchain, llb.Readonly)
+}
+
 // compile builds one target's binary; the result holds /<binary name>.
 func compile(env Env, t *plan.Target, mods, gate llb.State, builder llb.ConstraintsOpt) llb.State {
 	goBin := GOROOT + "/bin/go"
 	root := llb.Scratch()
-	toolchain := llb.AddMount(GOROOT, env.Toolchain, llb.Readonly)
+	toolchain := toolchainMount(env)
 	if t.Builder != "" {
 		// The service's own build image (pinned by digest), e.g. with a C
 		// toolchain for cgo: its go, on the builder's platform.

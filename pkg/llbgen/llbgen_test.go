@@ -215,3 +215,52 @@ func TestGraphProperties(t *testing.T) {
 		}
 	}
 }
+
+// A toolchain by digest needs no content hash of its files; a local one
+// does (its cache key names the session), and so do the other mounts.
+func TestToolchainContentCache(t *testing.T) {
+	p := testPlan(t, "monorepo")
+	for _, pinned := range []bool{false, true} {
+		env := testEnv(p, Packages{})
+		env.ToolchainPinned = pinned
+		g, err := Generate(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		def, err := llb.Merge(graphStates(g)).Marshal(context.Background(), llb.LocalUniqueID("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		execs := 0
+		for _, dt := range def.Def {
+			var op pb.Op
+			if err := op.UnmarshalVT(dt); err != nil {
+				t.Fatal(err)
+			}
+			e := op.GetExec()
+			if e == nil {
+				continue
+			}
+			execs++
+			toolchain := false
+			for _, m := range e.Mounts {
+				want := pb.MountContentCache_DEFAULT
+				if m.Dest == GOROOT {
+					toolchain = true
+					if pinned {
+						want = pb.MountContentCache_OFF
+					}
+				}
+				if m.ContentCache != want {
+					t.Errorf("pinned=%v: %q mounts %s with content cache %v, want %v", pinned, e.Meta.Args, m.Dest, m.ContentCache, want)
+				}
+			}
+			if !toolchain {
+				t.Errorf("%q does not mount the toolchain", e.Meta.Args)
+			}
+		}
+		if execs < 3 {
+			t.Fatalf("pinned=%v: %d exec steps, want the download, std and compiles", pinned, execs)
+		}
+	}
+}
