@@ -2,12 +2,15 @@ package berth
 
 import (
 	"archive/tar"
+	"bytes"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
+	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -68,16 +71,34 @@ func TestToolchainImage(t *testing.T) {
 	if err := readBlob(store, ocispecs.Descriptor{Digest: d}, &man); err != nil {
 		t.Fatal(err)
 	}
-	if len(man.Layers) != 1 || man.Layers[0].MediaType != ocispecs.MediaTypeImageLayer {
-		t.Fatalf("layers %+v, want one uncompressed layer", man.Layers)
+	if len(man.Layers) != 1 || man.Layers[0].MediaType != ocispecs.MediaTypeImageLayerZstd {
+		t.Fatalf("layers %+v, want one zstd layer", man.Layers)
 	}
-	f, err := os.Open(filepath.Join(store, "blobs", "sha256", man.Layers[0].Digest.Encoded()))
+	blob, err := os.ReadFile(filepath.Join(store, "blobs", "sha256", man.Layers[0].Digest.Encoded()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	if got := digest.FromBytes(blob); got != man.Layers[0].Digest || int64(len(blob)) != man.Layers[0].Size {
+		t.Fatalf("the layer blob is %s (%d bytes), its descriptor says %s (%d)", got, len(blob), man.Layers[0].Digest, man.Layers[0].Size)
+	}
+	zr, err := zstd.NewReader(bytes.NewReader(blob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	tarball, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg ocispecs.Image
+	if err := readBlob(store, man.Config, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if want := []digest.Digest{digest.FromBytes(tarball)}; !reflect.DeepEqual(cfg.RootFS.DiffIDs, want) {
+		t.Errorf("config's diff IDs %v, want the tar's digest %v", cfg.RootFS.DiffIDs, want)
+	}
 	got := map[string]int64{}
-	eachTarEntry(t, f, func(h *tar.Header, _ io.Reader) {
+	eachTarEntry(t, bytes.NewReader(tarball), func(h *tar.Header, _ io.Reader) {
 		if h.Typeflag == tar.TypeReg {
 			got[h.Name] = h.Mode
 		}
