@@ -32,6 +32,10 @@ type sample struct {
 	// TreeRSS is the largest sampled sum of the RSS of every process
 	// involved: the command's tree plus buildkitd's tree.
 	TreeRSS int64
+	// CPU is the machine's busy CPU time during the run (all cores, every
+	// process and the kernel: /proc/stat), the work the run made the
+	// machine do, if nothing else ran.
+	CPU time.Duration
 	// Rebuilt counts the go build steps that ran (not cached); -1 when
 	// not known.
 	Rebuilt int
@@ -67,7 +71,7 @@ func runMeasured(cmd *exec.Cmd, daemon daemonPID) (sample, error) {
 	cmd = exec.CommandContext(context.Background(), selfExe, append([]string{"rusage", ruFile.Name(), inner.Path}, inner.Args[1:]...)...)
 	cmd.Env, cmd.Dir = inner.Env, inner.Dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inner.Stdin, inner.Stdout, inner.Stderr
-	start := time.Now()
+	start, busy0 := time.Now(), cpuBusy()
 	if err := cmd.Start(); err != nil {
 		return s, err
 	}
@@ -118,6 +122,9 @@ func runMeasured(cmd *exec.Cmd, daemon daemonPID) (sample, error) {
 	}()
 	err = cmd.Wait()
 	s.Wall = time.Since(start)
+	if busy0 > 0 {
+		s.CPU = cpuBusy() - busy0
+	}
 	close(stop)
 	wg.Wait()
 	if b, rerr := os.ReadFile(ruFile.Name()); rerr == nil {
@@ -131,6 +138,31 @@ func runMeasured(cmd *exec.Cmd, daemon daemonPID) (sample, error) {
 	}
 	s.Rebuilt = -1
 	return s, err
+}
+
+// cpuBusy is the machine's busy CPU time since boot: user, nice, system,
+// irq and softirq of the "cpu" line of /proc/stat (not idle, iowait, or
+// steal: time the hypervisor gave another machine), 0 when unknown.
+func cpuBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7} {
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0
+		}
+		ticks += v
+	}
+	// USER_HZ, in which /proc/stat counts, is 100 on every Linux port.
+	return time.Duration(ticks) * (time.Second / 100)
 }
 
 // rusageMain runs a command, writes its maxrss (KiB) to a file and exits
@@ -266,12 +298,13 @@ func medianInt(xs []int64) int64 {
 
 // median of each figure separately.
 func (ss series) median() sample {
-	var walls []time.Duration
+	var walls, cpus []time.Duration
 	var c, d, t []int64
 	var notes []string
 	rebuilt := -1
 	for _, s := range ss {
 		walls = append(walls, s.Wall)
+		cpus = append(cpus, s.CPU)
 		c = append(c, s.ClientRSS)
 		d = append(d, s.DaemonRSS)
 		t = append(t, s.TreeRSS)
@@ -282,7 +315,7 @@ func (ss series) median() sample {
 			notes = append(notes, s.Note)
 		}
 	}
-	return sample{Wall: medianDur(walls), ClientRSS: medianInt(c), DaemonRSS: medianInt(d), TreeRSS: medianInt(t), Rebuilt: rebuilt, Note: strings.Join(notes, "; ")}
+	return sample{Wall: medianDur(walls), CPU: medianDur(cpus), ClientRSS: medianInt(c), DaemonRSS: medianInt(d), TreeRSS: medianInt(t), Rebuilt: rebuilt, Note: strings.Join(notes, "; ")}
 }
 
 // walls lists the runs' wall times, for the report.
@@ -306,6 +339,7 @@ func mb(b int64) string {
 func combine(a, b sample) sample {
 	out := a
 	out.Wall += b.Wall
+	out.CPU += b.CPU
 	out.ClientRSS = max(a.ClientRSS, b.ClientRSS)
 	out.DaemonRSS = max(a.DaemonRSS, b.DaemonRSS)
 	out.TreeRSS = max(a.TreeRSS, b.TreeRSS)

@@ -93,6 +93,12 @@ func (r *results) table() string {
 	figs := []fig{
 		{"wall (s)", func(s sample) (string, float64) { return secs(s.Wall), s.Wall.Seconds() }},
 		{"client peak RSS (MB)", func(s sample) (string, float64) { return mb(s.ClientRSS), float64(s.ClientRSS) }},
+		{"machine CPU busy (core-s)", func(s sample) (string, float64) {
+			if s.CPU <= 0 {
+				return "—", 0
+			}
+			return secs(s.CPU), s.CPU.Seconds()
+		}},
 		{"buildkitd RSS (MB)", func(s sample) (string, float64) { return mb(s.DaemonRSS), float64(s.DaemonRSS) }},
 		{"all processes, peak sum (MB)", func(s sample) (string, float64) { return mb(s.TreeRSS), float64(s.TreeRSS) }},
 		{"go build steps run", func(s sample) (string, float64) {
@@ -297,7 +303,15 @@ func (r *results) coldExtra(floor time.Duration) string {
 			std = max(std, v.Seconds)
 		}
 	}
-	return fmt.Sprintf(" Work the floor does not do, inside the ratio: compressing the images' layers (BuildKit's gzip, %.2f s of the export in the last run), "+
+	cpu := ""
+	if b, ok := r.med("berth", cold); ok && b.CPU > 0 {
+		if f, ok := r.med("floor", cold); ok && f.CPU > 0 {
+			cores := float64(runtime.NumCPU())
+			cpu = fmt.Sprintf(" The machine's cores were %.0f%% busy during berth's cold builds and %.0f%% during the floor's (medians); berth's used %.1f core-s of CPU against the floor's %.1f (%.2f×), so with the cores saturated only less work shortens it.",
+				100*b.CPU.Seconds()/(cores*b.Wall.Seconds()), 100*f.CPU.Seconds()/(cores*f.Wall.Seconds()), b.CPU.Seconds(), f.CPU.Seconds(), b.CPU.Seconds()/f.CPU.Seconds())
+		}
+	}
+	return cpu + fmt.Sprintf(" Work the floor does not do, inside the ratio: compressing the images' layers (BuildKit's gzip, %.2f s of the export in the last run), "+
 		"starting the engine and packing the toolchain (%.2f s), extracting the binaries from the layers and writing the bare-metal bundles (%.2f s); "+
 		"the standard-library steps, run concurrently, took %.2f s against the floor's whole cold build (standard library and services) of %.2f s.",
 		export, phase["connect"]+phase["toolchain"], phase["binaries from images"]+phase["bundles"], std, floor.Seconds())
@@ -579,6 +593,10 @@ so that service's binary changes).
   the builder image; reproducible timestamps (SOURCE_DATE_EPOCH, rewrite-timestamp) %s.
 
 %s
+CPU: **machine CPU busy** is the busy time of all cores during the run (user, nice, system, irq and softirq of
+/proc/stat; idle, iowait and steal left out): every process and the kernel, so it counts other work on the machine
+too. Cores × wall minus it is what stayed idle. CPU speed varies from run to run on a shared machine, so this
+figure is as noisy as wall time; its ratio says how much more work a path did.
 Memory: **client peak RSS** is the kernel's maxrss of the command (the largest single process among it and its
 waited-for children: go build → compile/link for the floor; berth → go list for berth); **buildkitd RSS** is the
 daemon's own RSS, sampled every %s (VmRSS, since VmHWM of a daemon that outlives runs would carry earlier peaks);
