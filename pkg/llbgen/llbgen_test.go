@@ -89,6 +89,22 @@ func dump(t *testing.T, def *llb.Definition) []byte {
 	return b.Bytes()
 }
 
+// execOps are the exec ops of a definition.
+func execOps(t *testing.T, def *llb.Definition) []*pb.Op {
+	t.Helper()
+	var out []*pb.Op
+	for _, dt := range def.Def {
+		op := &pb.Op{}
+		if err := op.UnmarshalVT(dt); err != nil {
+			t.Fatal(err)
+		}
+		if op.GetExec() != nil {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
@@ -165,15 +181,8 @@ func TestGraphProperties(t *testing.T) {
 		}
 		var compile *pb.ExecOp
 		var download *pb.ExecOp
-		for _, dt := range def.Def {
-			var op pb.Op
-			if err := op.UnmarshalVT(dt); err != nil {
-				t.Fatal(err)
-			}
+		for _, op := range execOps(t, def) {
 			e := op.GetExec()
-			if e == nil {
-				continue
-			}
 			args := strings.Join(e.Meta.Args, " ")
 			switch {
 			case strings.Contains(args, " build ") && strings.Contains(args, " -o "):
@@ -231,17 +240,9 @@ func TestToolchainContentCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		execs := 0
-		for _, dt := range def.Def {
-			var op pb.Op
-			if err := op.UnmarshalVT(dt); err != nil {
-				t.Fatal(err)
-			}
+		execs := execOps(t, def)
+		for _, op := range execs {
 			e := op.GetExec()
-			if e == nil {
-				continue
-			}
-			execs++
 			toolchain := false
 			for _, m := range e.Mounts {
 				want := pb.MountContentCache_DEFAULT
@@ -259,8 +260,8 @@ func TestToolchainContentCache(t *testing.T) {
 				t.Errorf("%q does not mount the toolchain", e.Meta.Args)
 			}
 		}
-		if execs < 3 {
-			t.Fatalf("pinned=%v: %d exec steps, want the download, std and compiles", pinned, execs)
+		if len(execs) < 3 {
+			t.Fatalf("pinned=%v: %d exec steps, want the download, std and compiles", pinned, len(execs))
 		}
 	}
 }
