@@ -3,16 +3,31 @@ package berth
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
+
+// compiler is 4 MB that compress but not to nothing: enough blocks for
+// the zstd encoder to spread over its goroutines.
+func compiler() string {
+	var b strings.Builder
+	x := uint32(1)
+	for b.Len() < 4<<20 {
+		x = x*1664525 + 1013904223
+		fmt.Fprintf(&b, "%08x %d\n", x>>20, b.Len()%97)
+	}
+	return b.String()
+}
 
 // fakeGoroot writes a toolchain as `go mod download` leaves it: every
 // file and directory read-only, no execute bits.
@@ -23,7 +38,7 @@ func fakeGoroot(t *testing.T) string {
 		"VERSION":                          "go1.26.8",
 		"bin/go":                           "go",
 		"bin/gofmt":                        "gofmt",
-		"pkg/tool/linux_amd64/compile":     "compile",
+		"pkg/tool/linux_amd64/compile":     compiler(),
 		"pkg/tool/linux_amd64/vet":         "vet",
 		"src/fmt/print.go":                 "package fmt",
 		"src/fmt/print_test.go":            "package fmt",
@@ -113,10 +128,15 @@ func TestToolchainImage(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("layer files (name → mode):\n got %v\nwant %v", got, want)
 	}
-	// Packed again elsewhere: the same digest.
-	d2, err := toolchainImage(goroot, t.TempDir(), pf)
-	if err != nil || d2 != d {
-		t.Errorf("second pack: %s, %v; want %s", d2, err, d)
+	// Packed again elsewhere, on a machine of another size (the encoder
+	// runs on every core): the same digest.
+	for _, procs := range []int{1, 4} {
+		prev := runtime.GOMAXPROCS(procs)
+		d2, err := toolchainImage(goroot, t.TempDir(), pf)
+		runtime.GOMAXPROCS(prev)
+		if err != nil || d2 != d {
+			t.Errorf("packed with GOMAXPROCS=%d: %s, %v; want %s", procs, d2, err, d)
+		}
 	}
 	// Asked again: the packed image is reused, not written anew.
 	layer := filepath.Join(store, "blobs", "sha256", man.Layers[0].Digest.Encoded())
