@@ -45,8 +45,8 @@ const ToolchainStoreID = "berth-toolchains"
 // gives the same digest on every machine (the encoder's output does not
 // depend on its concurrency). zstd, not gzip: the engine fetches the
 // layer through the session before the first compile and unpacks it on
-// one core; zstd sends 40% of the 110 MB and decompresses on other cores,
-// and packing it costs 0.3 s more than a plain tar, once per machine.
+// one core; zstd sends a third of the 110 MB and decompresses on other
+// cores, and packing it costs 0.3 s more than a plain tar, once per machine.
 // The image never leaves berth and its engine (BuildKit reads zstd
 // layers since v0.10), so gzip's wider reach buys nothing here.
 func toolchainImage(goroot, store string, p ocispecs.Platform) (digest.Digest, error) {
