@@ -211,8 +211,9 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		pf := platforms.Format(n.eng.Platform)
 		n.mounts = map[string]fsutil.FS{"context": ctxFS, "static": staticFS}
 		var toolchain llb.State
-		pinned := tools[pf] != ""
-		if d := tools[pf]; pinned {
+		d := tools[pf]
+		pinned := d != ""
+		if pinned {
 			toolchain = llb.OCILayout("berth.invalid/go-toolchain@"+d.String(),
 				llb.OCIStore("", ToolchainStoreID),
 				llb.Platform(n.eng.Platform),

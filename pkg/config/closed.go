@@ -133,11 +133,7 @@ func (o *ownFields) enter(path string, v cue.Value) {
 	}
 	p := o.rel(path)
 	if p != "" {
-		parent := ""
-		if i := lastDot(p); i >= 0 {
-			parent = p[:i]
-		}
-		if _, ok := o.entered[parent]; !ok {
+		if _, ok := o.entered[parentPath(p)]; !ok {
 			return
 		}
 	}
@@ -184,10 +180,7 @@ func (o *ownFields) get1(path string) (cue.Value, bool) {
 	if o.unsure[path] {
 		return cue.Value{}, false
 	}
-	parent := ""
-	if i := strings.LastIndexByte(path, '.'); i >= 0 {
-		parent = path[:i]
-	}
+	parent := parentPath(path)
 	if _, ok := o.entered[parent]; ok {
 		return o.vals[path], true // the zero Value does not exist
 	}
@@ -201,14 +194,26 @@ func (o *ownFields) get1(path string) (cue.Value, bool) {
 	return cue.Value{}, false
 }
 
+// at is raw.LookupPath(parsePath(path)), from the walk where it can be.
+func (o *ownFields) at(raw cue.Value, path string) cue.Value {
+	if x, ok := o.get(path); ok {
+		return x
+	}
+	return raw.LookupPath(parsePath(path))
+}
+
 // lookupPos is lookupPos(raw, path), from the walk where it can be.
 func (o *ownFields) lookupPos(raw cue.Value, path string) diag.Pos {
-	return nearestPos(path, func(p string) cue.Value {
-		if x, ok := o.get(p); ok {
-			return x
-		}
-		return raw.LookupPath(parsePath(p))
-	})
+	return nearestPos(path, func(p string) cue.Value { return o.at(raw, p) })
+}
+
+// parentPath is the dotted path of the struct holding path's last field,
+// "" for a field at the top.
+func parentPath(path string) string {
+	if i := lastDot(path); i >= 0 {
+		return path[:i]
+	}
+	return ""
 }
 
 // required lists the required fields of schema.

@@ -250,11 +250,7 @@ func (l *Loader) service1(name string, raw cue.Value, sh *shared) (*Service, err
 	for k, src := range origin {
 		if src == raw {
 			// Cheap and by far the most common: the service's own field.
-			x, ok := own.get(k)
-			if !ok {
-				x = raw.LookupPath(parsePath(k))
-			}
-			s.Fields[k] = pos(x)
+			s.Fields[k] = pos(own.at(raw, k))
 		} else if pp := locate(k, posIn); pp.IsValid() {
 			s.Fields[k] = pp
 		}
