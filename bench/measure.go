@@ -48,6 +48,19 @@ type daemonPID func() int
 
 const sampleEvery = 100 * time.Millisecond
 
+// settle waits for the machine to finish what the previous run or reset
+// left in flight, so that it does not land in the next run's figures:
+// sync returns once the dirty pages (GBs after a cold build or a reset of
+// the engine's state) are written back; the pause lets the daemons the
+// previous run woke go idle. Every path's every run gets it, outside its
+// measured time.
+func settle() {
+	syscall.Sync()
+	time.Sleep(settlePause)
+}
+
+const settlePause = time.Second
+
 // selfExe is this program, which wraps every measured command (see
 // rusageMain).
 var selfExe string
@@ -67,6 +80,7 @@ func runMeasured(cmd *exec.Cmd, daemon daemonPID) (sample, error) {
 	}
 	ruFile.Close()
 	defer os.Remove(ruFile.Name())
+	settle()
 	inner := cmd
 	cmd = exec.CommandContext(context.Background(), selfExe, append([]string{"rusage", ruFile.Name(), inner.Path}, inner.Args[1:]...)...)
 	cmd.Env, cmd.Dir = inner.Env, inner.Dir

@@ -593,6 +593,9 @@ so that service's binary changes).
   the builder image; reproducible timestamps (SOURCE_DATE_EPOCH, rewrite-timestamp) %s.
 
 %s
+Before every measured run (every path, every case) the harness calls sync(2), which returns once the dirty pages of
+the previous run or reset are written back (GBs after a cold build or a deleted engine state), and waits %s: what
+one run leaves in flight is not counted in the next one's time. Both happen before the run's clock starts.
 CPU: **machine CPU busy** is the busy time of all cores during the run (user, nice, system, irq and softirq of
 /proc/stat; idle, iowait and steal left out): every process and the kernel, so it counts other work on the machine
 too. Cores × wall minus it is what stayed idle. CPU speed varies from run to run on a shared machine, so this
@@ -607,7 +610,7 @@ OCI layout and from the Dockerfile path's OCI tarball; the binaries inside are c
 
 The hand-written Dockerfile (for one service):
 
-`+"```dockerfile\n%s```\n", c.n, r.changedName(), r.buildkitd, cmdOut(r.repo, "go", "list", "-m", "-f", "{{.Version}}", "github.com/moby/buildkit"), goVersion, strings.Join(platforms, ","), map[bool]string{true: "on (-df-repro)", false: "off (the Dockerfile as users write it; -df-repro turns them on)"}[c.dfRepro], r.engineNote(), sampleEvery, r.dockerfileExample())
+`+"```dockerfile\n%s```\n", c.n, r.changedName(), r.buildkitd, cmdOut(r.repo, "go", "list", "-m", "-f", "{{.Version}}", "github.com/moby/buildkit"), goVersion, strings.Join(platforms, ","), map[bool]string{true: "on (-df-repro)", false: "off (the Dockerfile as users write it; -df-repro turns them on)"}[c.dfRepro], r.engineNote(), settlePause, sampleEvery, r.dockerfileExample())
 	return b.String()
 }
 

@@ -147,8 +147,25 @@ package berth
 project: "p"
 services: a: {main: ".", platforms: []}
 `,
-			want:     []want{{"services.a.platforms @ berth.cue:3:26", ""}},
-			knownBug: "platforms: [] (or [...string]) loads, and the service has no target at all",
+			want: []want{{"services.a.platforms @ berth.cue:3:26", "a service needs at least one platform"}},
+		},
+		{
+			name: "an open list of platforms is no platform",
+			archive: `-- berth.cue --
+package berth
+project: "p"
+services: a: {main: ".", platforms: [...string]}
+`,
+			want: []want{{"services.a.platforms @ berth.cue:3:26", "a service needs at least one platform"}},
+		},
+		{
+			name: "a platform listed twice is refused, once",
+			archive: `-- berth.cue --
+package berth
+project: "p"
+services: a: {main: ".", platforms: ["linux/amd64", "linux/arm64", "linux/amd64", "linux/arm64"]}
+`,
+			want: []want{{"services.a.platforms @ berth.cue:3:26", "a platform is listed twice"}},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
