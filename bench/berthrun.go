@@ -10,7 +10,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +45,72 @@ func (b *berthRunner) daemon() daemonPID {
 		return func() int { return 0 }
 	}
 	return pidFromFile(p.PID)
+}
+
+// kept are the entries of berth's cache directory that a cold run keeps:
+// what berth derives once per machine from what is installed, not from
+// the project. The toolchain image is packed from the installed Go (as
+// the Dockerfile path's builder image stays in its registry across cold
+// runs); the static base's files come from the berth binary and the
+// host's CA bundle. Each cold run still sends both to an engine that has
+// never seen them.
+var kept = map[string]bool{"toolchain-images": true, "static": true}
+
+// resetCache empties berth's cache directory but for kept: no go list
+// answers, no OCI stores, no extracted binaries.
+func (b *berthRunner) resetCache() error {
+	dir := filepath.Join(b.cacheHome, "berth")
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !kept[e.Name()] {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// prime empties berth's cache directory, then builds a one-service
+// project in dir once, so that what a cold run keeps (kept) is there
+// before the first one, as the Dockerfile path's builder image is pushed
+// before its first run.
+func (b *berthRunner) prime(ctx context.Context, dir string) error {
+	if err := os.RemoveAll(b.cacheHome); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	files := map[string]string{
+		"go.mod":  "module example.com/prime\n\ngo " + goVersion + "\n",
+		"main.go": "package main\n\nfunc main() {}\n",
+		"berth.cue": "package berth\n\nproject: \"prime\"\ngo: version: \"" + goVersion + "\"\n\n" +
+			"services: prime: {\n\tmain: \".\"\n\tplatforms: [\"linux/amd64\"]\n\tbase: \"scratch\"\n" +
+			"\toutputs: {image: false, systemd: false, dockerfile: false}\n}\n",
+	}
+	for name, content := range files {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	cmd := exec.CommandContext(ctx, b.bin, "build", dir, "--progress", "plain")
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+b.stateHome, "XDG_CACHE_HOME="+b.cacheHome, "BERTH_BUILDKITD="+b.buildkitd)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("berth build %s: %v\n%s", dir, err, out)
+	}
+	if _, err := os.Stat(filepath.Join(b.cacheHome, "berth", "toolchain-images")); err != nil {
+		return fmt.Errorf("priming berth's cache: %w", err)
+	}
+	return nil
 }
 
 // resetEngine stops the engine and deletes its state: the next build
