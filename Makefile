@@ -64,7 +64,7 @@ demo: build deps
 # Go benchmarks, then the harness (bench/): berth against the host's go build
 # and a hand-written Dockerfile on the same BuildKit; writes BENCHMARKS.md.
 bench: build deps
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+	$(GO) test -p 1 -run '^$$' -bench . -benchmem ./pkg/...
 	$(GO) run ./bench -n 8 -runs 3 -out BENCHMARKS.md
 
 lint:
