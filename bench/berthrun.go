@@ -94,10 +94,10 @@ func (b *berthRunner) prime(ctx context.Context, dir string) error {
 			"services: prime: {\n\tmain: \".\"\n\tplatforms: [\"linux/amd64\"]\n\tbase: \"scratch\"\n" +
 			"\toutputs: {image: false, systemd: false, dockerfile: false}\n}\n",
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	for name, content := range files {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			return err
 		}

@@ -583,8 +583,9 @@ so that service's binary changes).
   (so the run includes starting buildkitd and sending it the toolchain) and berth's cache dir emptied (go list
   cache, OCI stores, extracted binaries) but for the toolchain image and the static base's files, which berth
   derives once per machine from the installed Go and from itself, as the Dockerfile path's builder image is pushed
-  to its registry once (a one-service build packs them before the first run); it writes everything berth build writes by default (OCI layout, binaries, Dockerfiles,
-  systemd units, bundles). The go build steps that ran are read from the rawjson progress: vertices named
+  to its registry once (a one-service build packs them before the first run); it writes everything berth build
+  writes by default (OCI layout, binaries, Dockerfiles, systemd units, bundles). The go build steps that ran are
+  read from the rawjson progress: vertices named
   `+"`[berth] go build <service> (<platform>)`"+` that completed and were not cached; the expected set (all 2×N cold,
   none warm, the changed service's 2 after the change) is asserted every run (✗ in the table if not).
 - **Dockerfile**: the canonical multi-stage Dockerfile per service (below), `+"`FROM --platform=$BUILDPLATFORM`"+` a Go
