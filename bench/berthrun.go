@@ -102,8 +102,7 @@ func (b *berthRunner) prime(ctx context.Context, dir string) error {
 			return err
 		}
 	}
-	cmd := exec.CommandContext(ctx, b.bin, "build", dir, "--progress", "plain")
-	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+b.stateHome, "XDG_CACHE_HOME="+b.cacheHome, "BERTH_BUILDKITD="+b.buildkitd)
+	cmd := b.command(ctx, "build", dir, "--progress", "plain")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("berth build %s: %v\n%s", dir, err, out)
 	}
@@ -147,15 +146,17 @@ type buildRun struct {
 
 var traceLine = regexp.MustCompile(`^berth: trace (.+?)\s+([0-9.]+)s \(total [0-9.]+s\)$`)
 
+// command is berth with args, on the benchmark's engine state and cache.
+func (b *berthRunner) command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, b.bin, args...)
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+b.stateHome, "XDG_CACHE_HOME="+b.cacheHome, "BERTH_BUILDKITD="+b.buildkitd)
+	return cmd
+}
+
 // build runs one berth build of the project.
 func (b *berthRunner) build(ctx context.Context) (sample, *buildRun, error) {
-	cmd := exec.CommandContext(ctx, b.bin, "build", b.proj.Dir, "--progress", "rawjson")
-	cmd.Env = append(os.Environ(),
-		"XDG_STATE_HOME="+b.stateHome,
-		"XDG_CACHE_HOME="+b.cacheHome,
-		"BERTH_BUILDKITD="+b.buildkitd,
-		"BERTH_TRACE=1",
-	)
+	cmd := b.command(ctx, "build", b.proj.Dir, "--progress", "rawjson")
+	cmd.Env = append(cmd.Env, "BERTH_TRACE=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
