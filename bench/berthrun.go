@@ -195,7 +195,9 @@ func parseBuildOutput(stderr []byte) *buildRun {
 	ran := ranVertices(vs)
 	seen := map[string]bool{}
 	for _, v := range ran {
-		if svc, ok := strings.CutPrefix(v.Name, "[berth] go build "); ok && !strings.HasPrefix(svc, "std ") && !seen[svc] {
+		// The standard library's and the shared packages' steps build no
+		// service's binary.
+		if svc, ok := strings.CutPrefix(v.Name, "[berth] go build "); ok && !strings.HasPrefix(svc, "std ") && !strings.HasPrefix(svc, "shared ") && !seen[svc] {
 			seen[svc] = true
 			run.Recompiled = append(run.Recompiled, svc)
 		}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -441,6 +442,30 @@ func TestBuildMonorepo(t *testing.T) {
 		if !strings.Contains(r, "go build worker ") {
 			t.Errorf("after changing worker, %q recompiled", r)
 		}
+	}
+
+	// The package every service imports: its own step runs once on each
+	// platform two or more services build for, then every service's.
+	f = filepath.Join(dir, "internal/shop/shop.go")
+	src, _ = os.ReadFile(f)
+	if err := os.WriteFile(f, append(src, []byte("\n// changed\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, shared := build(t, dir, nil)
+	var sharedSteps, services []string
+	for _, r := range shared.ran("] go build ") {
+		if strings.Contains(r, "] go build shared ") {
+			sharedSteps = append(sharedSteps, r)
+		} else {
+			services = append(services, r)
+		}
+	}
+	sort.Strings(sharedSteps)
+	if want := []string{"[berth] go build shared (linux/amd64, 1 package)", "[berth] go build shared (linux/arm/v7, 1 package)", "[berth] go build shared (linux/arm64, 1 package)"}; !reflect.DeepEqual(sharedSteps, want) {
+		t.Errorf("after changing the shared package, shared steps %q ran; want %q", sharedSteps, want)
+	}
+	if len(services) != 13 {
+		t.Errorf("after changing the shared package, %d service steps ran, want all 13: %q", len(services), services)
 	}
 }
 

@@ -80,10 +80,14 @@ func goList(ctx context.Context, modDir string, pl *plan.Plan) (llbgen.Packages,
 	sort.Strings(args)
 	incl := map[string]map[string]bool{}
 	std := map[string]map[string]bool{}
+	shared := map[string]map[string]bool{} // platform → import paths
+	sharedFiles := map[string]bool{}
 	platforms := map[string]*plan.Target{}
+	targets := map[string]bool{} // "<service> <platform>"
 	var order []string
 	for i := range pl.Targets {
 		t := &pl.Targets[i]
+		targets[t.Service+" "+t.Platform] = true
 		if platforms[t.Platform] == nil {
 			platforms[t.Platform] = t
 			order = append(order, t.Platform)
@@ -121,6 +125,7 @@ func goList(ctx context.Context, modDir string, pl *plan.Plan) (llbgen.Packages,
 		if std[pf] == nil {
 			std[pf] = map[string]bool{}
 		}
+		users := map[string]int{} // package outside std → services importing it
 		for _, p := range pkgs {
 			rel, err := filepath.Rel(modDir, p.Dir)
 			if err != nil || p.Standard || strings.HasPrefix(rel, "..") || p.Name != "main" {
@@ -136,20 +141,21 @@ func goList(ctx context.Context, modDir string, pl *plan.Plan) (llbgen.Packages,
 				if d == nil {
 					continue
 				}
+				if !d.Standard && d.Name != "main" && dep != "C" {
+					for _, s := range services {
+						if targets[s+" "+pf] {
+							users[dep]++
+						}
+					}
+				}
 				if d.Standard {
 					if !strings.Contains(dep, "internal") && !strings.HasPrefix(dep, "vendor/") && dep != "unsafe" && dep != "C" {
 						std[pf][dep] = true
 					}
 					continue
 				}
-				drel, err := filepath.Rel(modDir, d.Dir)
-				if err != nil || strings.HasPrefix(drel, "..") {
-					continue // another module: downloaded, not sent
-				}
-				for _, group := range [][]string{d.GoFiles, d.CgoFiles, d.SFiles, d.HFiles, d.SysoFiles, d.EmbedFiles} {
-					for _, f := range group {
-						files[escapePattern(path.Join(filepath.ToSlash(drel), f))] = true
-					}
+				for _, f := range localFiles(modDir, d) {
+					files[f] = true
 				}
 			}
 			for _, s := range services {
@@ -161,6 +167,18 @@ func goList(ctx context.Context, modDir string, pl *plan.Plan) (llbgen.Packages,
 				}
 			}
 		}
+		for dep, n := range users {
+			if n < 2 {
+				continue
+			}
+			if shared[pf] == nil {
+				shared[pf] = map[string]bool{}
+			}
+			shared[pf][dep] = true
+			for _, f := range localFiles(modDir, pkgs[dep]) {
+				sharedFiles[f] = true
+			}
+		}
 	}
 	for s, m := range incl {
 		out.Include[s] = sortedKeys(m)
@@ -168,7 +186,33 @@ func goList(ctx context.Context, modDir string, pl *plan.Plan) (llbgen.Packages,
 	for pf, m := range std {
 		out.Std[pf] = sortedKeys(m)
 	}
+	for pf, m := range shared {
+		if out.Shared == nil {
+			out.Shared = map[string][]string{}
+		}
+		out.Shared[pf] = sortedKeys(m)
+	}
+	if len(sharedFiles) > 0 {
+		out.SharedFiles = sortedKeys(sharedFiles)
+	}
 	return out, nil
+}
+
+// localFiles are the include patterns of a package's files when it is
+// the module's own, none when another module holds it (downloaded, not
+// sent).
+func localFiles(modDir string, d *goPackage) []string {
+	rel, err := filepath.Rel(modDir, d.Dir)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return nil
+	}
+	var out []string
+	for _, group := range [][]string{d.GoFiles, d.CgoFiles, d.SFiles, d.HFiles, d.SysoFiles, d.EmbedFiles} {
+		for _, f := range group {
+			out = append(out, escapePattern(path.Join(filepath.ToSlash(rel), f)))
+		}
+	}
+	return out
 }
 
 // escapePattern quotes file-name characters that fsutil patterns treat
@@ -192,7 +236,7 @@ func sortedKeys(m map[string]bool) []string {
 // module (outside hidden directories, testdata and other modules).
 func fingerprint(modDir string, pl *plan.Plan) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "v1\x00%s\x00%v\n", pl.Go.Version, pl.Go.Tags)
+	fmt.Fprintf(h, "v2\x00%s\x00%v\n", pl.Go.Version, pl.Go.Tags)
 	for _, t := range pl.Targets {
 		fmt.Fprintf(h, "%s %s %s\n", t.Service, t.Platform, t.Main)
 	}

@@ -40,6 +40,16 @@ type Packages struct {
 	// Std maps a platform (os/arch[/variant]) to the standard library
 	// packages the project's services import on it.
 	Std map[string][]string
+	// Shared maps a platform to the packages outside the standard
+	// library, of the module or of its dependencies, that two or more
+	// services import on it. A step of their own compiles them once,
+	// before the services' steps fan out; otherwise every service step
+	// that starts before the first one has put them in the build cache
+	// compiles them again, side by side.
+	Shared map[string][]string
+	// SharedFiles are the module's files the shared packages are built
+	// from, as include patterns (go.mod and go.sum are always included).
+	SharedFiles []string
 }
 
 // Env holds the inputs of generation that do not come from the plan.
@@ -110,13 +120,21 @@ func Generate(env Env) (*Graph, error) {
 		bases[k] = st
 		return st
 	}
+	// A platform's standard and shared packages are built with its first
+	// target's settings that uses the toolchain (a builder image's target
+	// builds in its own image, with its own cache).
+	for i := range p.Targets {
+		t := &p.Targets[i]
+		if _, ok := std[t.Platform]; !ok && t.Builder == "" {
+			std[t.Platform] = sharedBuild(env, t, mods, stdBuild(env, t, builder), builder)
+		}
+	}
 	g := &Graph{}
 	for i := range p.Targets {
 		t := &p.Targets[i]
 		gate, ok := std[t.Platform]
 		if !ok {
-			gate = stdBuild(env, t, builder)
-			std[t.Platform] = gate
+			gate = llb.Scratch()
 		}
 		bin := compile(env, t, mods, gate, builder)
 		gt := Target{Plan: t, Binary: bin}
@@ -239,12 +257,7 @@ func stdBuild(env Env, t *plan.Target, builder llb.ConstraintsOpt) llb.State {
 	if len(pkgs) == 0 {
 		return llb.Scratch()
 	}
-	args := []string{GOROOT + "/bin/go", "build"}
-	for _, f := range t.BuildFlags {
-		if !strings.HasPrefix(f, "-ldflags") {
-			args = append(args, f)
-		}
-	}
+	args := append([]string{GOROOT + "/bin/go", "build"}, packageFlags(t)...)
 	args = append(args, pkgs...)
 	s := buildEnv(goEnv(llb.Scratch()), t).Dir("/")
 	run := s.Run(
@@ -257,6 +270,56 @@ func stdBuild(env Env, t *plan.Target, builder llb.ConstraintsOpt) llb.State {
 		builder,
 	)
 	return run.AddMount("/done", llb.Scratch())
+}
+
+// sharedBuild compiles the platform's shared packages (Packages.Shared)
+// into the build cache after the standard library (std, the gate it
+// mounts), from the module's files they need, and returns the gate the
+// services' steps wait on. A service's step then compiles only what is
+// its own. The gate's output is empty: when a shared package changes,
+// this step runs again, and only the services whose own files changed
+// (those that import it: their sources hold its files) run after it.
+func sharedBuild(env Env, t *plan.Target, mods, std llb.State, builder llb.ConstraintsOpt) llb.State {
+	pkgs := env.Packages.Shared[t.Platform]
+	if len(pkgs) == 0 {
+		return std
+	}
+	src := llb.Scratch().File(llb.Copy(env.Context, "/", "/", &llb.CopyInfo{
+		IncludePatterns:    append([]string{"go.mod", "go.sum"}, env.Packages.SharedFiles...),
+		AllowEmptyWildcard: true,
+		AllowWildcard:      true,
+	}), llb.WithCustomName("[berth] source of the shared packages"))
+	args := append([]string{GOROOT + "/bin/go", "build"}, packageFlags(t)...)
+	args = append(args, pkgs...)
+	noun := "packages"
+	if len(pkgs) == 1 {
+		noun = "package"
+	}
+	run := buildEnv(goEnv(llb.Scratch()), t).Dir(SrcDir).Run(
+		llb.Args(args),
+		toolchainMount(env),
+		llb.AddMount(SrcDir, src, llb.Readonly),
+		llb.AddMount(ModCache, mods, llb.Readonly),
+		llb.AddMount(BuildCache, llb.Scratch(), llb.AsPersistentCacheDir(CacheID, llb.CacheMountShared)),
+		llb.AddMount("/tmp", llb.Scratch(), llb.Tmpfs()),
+		llb.AddMount("/.berth-std", std, llb.Readonly),
+		llb.Network(pb.NetMode_NONE),
+		llb.WithCustomName(fmt.Sprintf("[berth] go build shared (%s, %d %s)", t.Platform, len(pkgs), noun)),
+		builder,
+	)
+	return run.AddMount("/done", llb.Scratch())
+}
+
+// packageFlags are t's build flags that compile packages: all but the
+// link's.
+func packageFlags(t *plan.Target) []string {
+	var out []string
+	for _, f := range t.BuildFlags {
+		if !strings.HasPrefix(f, "-ldflags") {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // toolchainMount mounts the Go toolchain read-only at GOROOT.

@@ -135,7 +135,9 @@ func TestGoldenLLB(t *testing.T) {
 				"gateway": {"cmd/gateway/main.go", "internal/shop/shop.go"}, "admin": {"cmd/admin/main.go", "internal/shop/shop.go"},
 				"shopctl": {"cmd/shopctl/main.go", "internal/shop/shop.go"},
 			},
-			Std: map[string][]string{"linux/amd64": {"fmt", "net/http", "os"}, "linux/arm64": {"fmt", "os"}},
+			Std:         map[string][]string{"linux/amd64": {"fmt", "net/http", "os"}, "linux/arm64": {"fmt", "os"}},
+			Shared:      map[string][]string{"linux/amd64": {"example.com/shop/internal/shop"}, "linux/arm64": {"example.com/shop/internal/shop"}},
+			SharedFiles: []string{"internal/shop/shop.go"},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -263,5 +265,83 @@ func TestToolchainContentCache(t *testing.T) {
 		if len(execs) < 3 {
 			t.Fatalf("pinned=%v: %d exec steps, want the download, std and compiles", pinned, len(execs))
 		}
+	}
+}
+
+// Packages two services share are compiled once per platform, in a step
+// between the standard library's and the services', which wait on it.
+func TestSharedPackagesStep(t *testing.T) {
+	p := testPlan(t, "monorepo")
+	const shop = "example.com/shop/internal/shop"
+	g, err := Generate(testEnv(p, Packages{
+		Std:         map[string][]string{"linux/amd64": {"fmt"}, "linux/arm64": {"fmt"}},
+		Shared:      map[string][]string{"linux/amd64": {shop}},
+		SharedFiles: []string{"internal/shop/shop.go"},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sharedSteps := map[digest.Digest]bool{}
+	for _, tg := range g.Targets {
+		def, err := tg.Binary.Marshal(context.Background(), llb.LocalUniqueID("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ops := map[digest.Digest]*pb.Op{}
+		var compile *pb.Op
+		for _, dt := range def.Def {
+			op := &pb.Op{}
+			if err := op.UnmarshalVT(dt); err != nil {
+				t.Fatal(err)
+			}
+			ops[digest.FromBytes(dt)] = op
+			if e := op.GetExec(); e != nil && strings.Contains(strings.Join(e.Meta.Args, " "), " -o ") {
+				compile = op
+			}
+		}
+		gate := func(op *pb.Op) (digest.Digest, *pb.Op) {
+			for _, m := range op.GetExec().Mounts {
+				if m.Dest == "/.berth-std" {
+					if m.Input < 0 {
+						return "", nil // scratch: nothing to wait on
+					}
+					d := digest.Digest(op.Inputs[m.Input].Digest)
+					return d, ops[d]
+				}
+			}
+			t.Fatalf("%s %s: %q mounts no gate", tg.Plan.Service, tg.Plan.Platform, op.GetExec().Meta.Args)
+			return "", nil
+		}
+		d, g := gate(compile)
+		var args string
+		if g != nil {
+			args = strings.Join(g.GetExec().Meta.Args, " ")
+		}
+		switch tg.Plan.Platform {
+		case "linux/amd64":
+		case "linux/arm64":
+			if !strings.HasSuffix(args, " fmt") {
+				t.Errorf("%s %s waits on %q, want the standard library's step", tg.Plan.Service, tg.Plan.Platform, args)
+			}
+			continue
+		default:
+			if g != nil {
+				t.Errorf("%s %s waits on %q, want nothing", tg.Plan.Service, tg.Plan.Platform, args)
+			}
+			continue
+		}
+		sharedSteps[d] = true
+		if !strings.HasSuffix(args, " "+shop) || strings.Contains(args, "-ldflags") || strings.Contains(args, " -o ") {
+			t.Errorf("%s: the shared step runs %q", tg.Plan.Service, args)
+		}
+		if e := g.GetExec(); e.Network != pb.NetMode_NONE || e.Meta.Cwd != SrcDir {
+			t.Errorf("shared step: network %v, cwd %s", e.Network, e.Meta.Cwd)
+		}
+		if _, std := gate(g); !strings.HasSuffix(strings.Join(std.GetExec().Meta.Args, " "), " fmt") {
+			t.Errorf("the shared step waits on %q, want the standard library's step", std.GetExec().Meta.Args)
+		}
+	}
+	if len(sharedSteps) != 1 {
+		t.Errorf("%d shared steps for linux/amd64, want 1", len(sharedSteps))
 	}
 }
