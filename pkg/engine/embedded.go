@@ -122,7 +122,7 @@ func dialEmbedded(ctx context.Context, p Paths, timeout time.Duration) (*Engine,
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{Client: c, Kind: Embedded, Addr: "embedded engine (" + addr + ")", RuncLog: filepath.Join(p.Root, "runc-overlayfs", "executor", "runc-log.json")}
+	e := &Engine{Client: c, Kind: Embedded, Addr: "embedded engine (" + addr + ")", RuncLog: filepath.Join(p.Root, "runc-overlayfs", "executor", "runc-log.json"), Cores: runtime.NumCPU()}
 	if p.Rootless {
 		e.Addr = "embedded rootless engine (" + addr + ")"
 	}

@@ -65,6 +65,9 @@ type Engine struct {
 	// Exporters lacking on this engine (the Docker engine's BuildKit has
 	// no oci or docker exporter).
 	NoOCIExporter bool
+	// Cores are the engine machine's CPU cores when berth knows them
+	// (its embedded engine runs on this machine), else 0.
+	Cores int
 }
 
 // Close closes the connection; an embedded daemon keeps running.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -343,5 +344,60 @@ func TestSharedPackagesStep(t *testing.T) {
 	}
 	if len(sharedSteps) != 1 {
 		t.Errorf("%d shared steps for linux/amd64, want 1", len(sharedSteps))
+	}
+}
+
+// With SerialStd each platform's standard-library step waits for the
+// previous platform's, in the order the plan first names them; without
+// it, none waits.
+func TestSerialStd(t *testing.T) {
+	p := testPlan(t, "monorepo")
+	pkgs := Packages{Std: map[string][]string{"linux/amd64": {"fmt"}, "linux/arm64": {"os"}, "linux/arm/v7": {"net"}}}
+	for _, serial := range []bool{false, true} {
+		env := testEnv(p, pkgs)
+		env.SerialStd = serial
+		g, err := Generate(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		def, err := llb.Merge(graphStates(g)).Marshal(context.Background(), llb.LocalUniqueID("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdOf := map[digest.Digest]string{} // std step → its package
+		waits := map[string]digest.Digest{}
+		for _, dt := range def.Def {
+			op := &pb.Op{}
+			if err := op.UnmarshalVT(dt); err != nil {
+				t.Fatal(err)
+			}
+			e := op.GetExec()
+			if e == nil || e.Meta.Cwd != "/" || len(e.Meta.Args) < 3 || e.Meta.Args[1] != "build" {
+				continue
+			}
+			pkg := e.Meta.Args[len(e.Meta.Args)-1]
+			stdOf[digest.FromBytes(dt)] = pkg
+			for _, m := range e.Mounts {
+				if m.Dest == "/.berth-after" {
+					waits[pkg] = digest.Digest(op.Inputs[m.Input].Digest)
+				}
+			}
+		}
+		if len(stdOf) != 3 {
+			t.Fatalf("serial=%v: %d standard-library steps, want 3", serial, len(stdOf))
+		}
+		got := map[string]string{}
+		for pkg, d := range waits {
+			got[pkg] = stdOf[d]
+		}
+		want := map[string]string{}
+		if serial {
+			// The plan names linux/amd64, linux/arm64, linux/arm/v7 first
+			// in that order (api's platforms).
+			want = map[string]string{"os": "fmt", "net": "os"}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("serial=%v: std steps wait on %v, want %v", serial, got, want)
+		}
 	}
 }
