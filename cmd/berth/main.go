@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
@@ -21,8 +22,24 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(berth.GCPercent)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
+	// BERTH_CPUPROFILE=FILE writes a CPU profile of the run (go tool
+	// pprof reads it), as BERTH_TRACE=1 prints its phases.
+	var prof *os.File
+	if name := os.Getenv("BERTH_CPUPROFILE"); name != "" {
+		if f, err := os.Create(name); err == nil && pprof.StartCPUProfile(f) == nil {
+			prof = f
+		}
+	}
+	code := run()
+	if prof != nil {
+		pprof.StopCPUProfile()
+		prof.Close()
+	}
 	os.Exit(code)
+}
+
+func run() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
