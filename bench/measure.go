@@ -36,6 +36,20 @@ type sample struct {
 	// process and the kernel: /proc/stat), the work the run made the
 	// machine do, if nothing else ran.
 	CPU time.Duration
+	// OnEngine says the build ran on buildkitd (berth, the Dockerfile),
+	// not in the command (the floor).
+	OnEngine bool
+	// ClientCPU is the user and system time of the command and of the
+	// descendants it waited for (rusage): berth's client with its go
+	// list, or the floor's go build with its compiles and links.
+	ClientCPU time.Duration
+	// EngineCPU is buildkitd's own user and system time during the run:
+	// the engine's work (exporting, compressing, unpacking, snapshots).
+	EngineCPU time.Duration
+	// StepsCPU is the user and system time of the processes buildkitd
+	// started and reaped during the run: the build steps (runc and the
+	// go, compile and link processes in its containers).
+	StepsCPU time.Duration
 	// Rebuilt counts the go build steps that ran (not cached); -1 when
 	// not known.
 	Rebuilt int
@@ -85,6 +99,14 @@ func runMeasured(cmd *exec.Cmd, daemon daemonPID) (sample, error) {
 	cmd = exec.CommandContext(context.Background(), selfExe, append([]string{"rusage", ruFile.Name(), inner.Path}, inner.Args[1:]...)...)
 	cmd.Env, cmd.Dir = inner.Env, inner.Dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inner.Stdin, inner.Stdout, inner.Stderr
+	var dpid int // the daemon, once seen
+	var d0 procCPU
+	s.OnEngine = daemon != nil
+	if daemon != nil {
+		if dpid = daemon(); dpid > 0 {
+			d0 = readProcCPU(dpid)
+		}
+	}
 	start, busy0 := time.Now(), cpuBusy()
 	if err := cmd.Start(); err != nil {
 		return s, err
@@ -100,10 +122,12 @@ func runMeasured(cmd *exec.Cmd, daemon daemonPID) (sample, error) {
 		for {
 			procs := readProcs()
 			root := cmd.Process.Pid
-			var dpid int
-			if daemon != nil {
+			mu.Lock()
+			if daemon != nil && dpid == 0 {
+				// A daemon the command starts: its times count from 0.
 				dpid = daemon()
 			}
+			mu.Unlock()
 			// One set: a daemon berth starts is its child until berth
 			// exits. The wrapper's own few MB are not the command's.
 			set := procs.tree(root)
@@ -141,9 +165,23 @@ func runMeasured(cmd *exec.Cmd, daemon daemonPID) (sample, error) {
 	}
 	close(stop)
 	wg.Wait()
+	if daemon != nil && dpid == 0 {
+		dpid = daemon()
+	}
+	if dpid > 0 {
+		d1 := readProcCPU(dpid)
+		s.EngineCPU, s.StepsCPU = d1.self-d0.self, d1.children-d0.children
+	}
 	if b, rerr := os.ReadFile(ruFile.Name()); rerr == nil {
-		if kb, perr := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); perr == nil {
-			s.ClientRSS = kb * 1024
+		// "<maxrss KiB> <user+system ns>"
+		f := strings.Fields(string(b))
+		if len(f) == 2 {
+			if kb, perr := strconv.ParseInt(f[0], 10, 64); perr == nil {
+				s.ClientRSS = kb * 1024
+			}
+			if ns, perr := strconv.ParseInt(f[1], 10, 64); perr == nil {
+				s.ClientCPU = time.Duration(ns)
+			}
 		}
 	}
 	if s.TreeRSS < s.ClientRSS {
@@ -194,7 +232,8 @@ func rusageMain(args []string) {
 		os.Exit(127)
 	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		_ = os.WriteFile(args[0], []byte(strconv.FormatInt(ru.Maxrss, 10)), 0o644)
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		_ = os.WriteFile(args[0], []byte(fmt.Sprintf("%d %d", ru.Maxrss, cpu.Nanoseconds())), 0o644)
 	}
 	os.Exit(cmd.ProcessState.ExitCode())
 }
@@ -240,6 +279,33 @@ func readProcs() procTable {
 		out[pid] = proc{ppid: ppid, rss: rss * pageSize}
 	}
 	return out
+}
+
+// procCPU is a process's CPU time: its own, and that of the children it
+// has reaped (which includes theirs).
+type procCPU struct{ self, children time.Duration }
+
+// readProcCPU reads utime, stime, cutime and cstime from /proc/PID/stat.
+func readProcCPU(pid int) procCPU {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return procCPU{}
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return procCPU{}
+	}
+	// f[0] is field 3: utime is field 14, stime 15, cutime 16, cstime 17.
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return procCPU{}
+	}
+	var t [4]int64
+	for j := range t {
+		t[j], _ = strconv.ParseInt(f[11+j], 10, 64)
+	}
+	tick := time.Second / 100 // USER_HZ
+	return procCPU{self: time.Duration(t[0]+t[1]) * tick, children: time.Duration(t[2]+t[3]) * tick}
 }
 
 // tree is the set of root and all its descendants.
@@ -312,13 +378,16 @@ func medianInt(xs []int64) int64 {
 
 // median of each figure separately.
 func (ss series) median() sample {
-	var walls, cpus []time.Duration
+	var walls, cpus, clients, engines, steps []time.Duration
 	var c, d, t []int64
 	var notes []string
 	rebuilt := -1
 	for _, s := range ss {
 		walls = append(walls, s.Wall)
 		cpus = append(cpus, s.CPU)
+		clients = append(clients, s.ClientCPU)
+		engines = append(engines, s.EngineCPU)
+		steps = append(steps, s.StepsCPU)
 		c = append(c, s.ClientRSS)
 		d = append(d, s.DaemonRSS)
 		t = append(t, s.TreeRSS)
@@ -329,7 +398,7 @@ func (ss series) median() sample {
 			notes = append(notes, s.Note)
 		}
 	}
-	return sample{Wall: medianDur(walls), CPU: medianDur(cpus), ClientRSS: medianInt(c), DaemonRSS: medianInt(d), TreeRSS: medianInt(t), Rebuilt: rebuilt, Note: strings.Join(notes, "; ")}
+	return sample{OnEngine: len(ss) > 0 && ss[0].OnEngine, Wall: medianDur(walls), CPU: medianDur(cpus), ClientCPU: medianDur(clients), EngineCPU: medianDur(engines), StepsCPU: medianDur(steps), ClientRSS: medianInt(c), DaemonRSS: medianInt(d), TreeRSS: medianInt(t), Rebuilt: rebuilt, Note: strings.Join(notes, "; ")}
 }
 
 // walls lists the runs' wall times, for the report.
@@ -354,6 +423,9 @@ func combine(a, b sample) sample {
 	out := a
 	out.Wall += b.Wall
 	out.CPU += b.CPU
+	out.ClientCPU += b.ClientCPU
+	out.EngineCPU += b.EngineCPU
+	out.StepsCPU += b.StepsCPU
 	out.ClientRSS = max(a.ClientRSS, b.ClientRSS)
 	out.DaemonRSS = max(a.DaemonRSS, b.DaemonRSS)
 	out.TreeRSS = max(a.TreeRSS, b.TreeRSS)

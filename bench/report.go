@@ -80,6 +80,13 @@ func ratio(x, floor float64) string {
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f", d.Seconds()) }
 
+func cpuSecs(d time.Duration) (string, float64) {
+	if d <= 0 {
+		return "—", 0
+	}
+	return secs(d), d.Seconds()
+}
+
 // table is the one table: every figure of every path, with its ratio to
 // the floor's figure for the same case.
 func (r *results) table() string {
@@ -98,6 +105,26 @@ func (r *results) table() string {
 				return "—", 0
 			}
 			return secs(s.CPU), s.CPU.Seconds()
+		}},
+		// The floor's go build runs in the client; berth's and the
+		// Dockerfile's under the engine.
+		{"CPU of go build, compile and link (core-s)", func(s sample) (string, float64) {
+			if !s.OnEngine {
+				return cpuSecs(s.ClientCPU)
+			}
+			return cpuSecs(s.StepsCPU)
+		}},
+		{"engine's own CPU (core-s)", func(s sample) (string, float64) {
+			if !s.OnEngine {
+				return "—", 0
+			}
+			return cpuSecs(s.EngineCPU)
+		}},
+		{"client's CPU (core-s)", func(s sample) (string, float64) {
+			if !s.OnEngine {
+				return "—", 0
+			}
+			return cpuSecs(s.ClientCPU)
 		}},
 		{"buildkitd RSS (MB)", func(s sample) (string, float64) { return mb(s.DaemonRSS), float64(s.DaemonRSS) }},
 		{"all processes, peak sum (MB)", func(s sample) (string, float64) { return mb(s.TreeRSS), float64(s.TreeRSS) }},
@@ -309,6 +336,10 @@ func (r *results) coldExtra(floor time.Duration) string {
 			cores := float64(runtime.NumCPU())
 			cpu = fmt.Sprintf(" The machine's cores were %.0f%% busy during berth's cold builds and %.0f%% during the floor's (medians); berth's used %.1f core-s of CPU against the floor's %.1f (%.2f×), so with the cores saturated only less work shortens it.",
 				100*b.CPU.Seconds()/(cores*b.Wall.Seconds()), 100*f.CPU.Seconds()/(cores*f.Wall.Seconds()), b.CPU.Seconds(), f.CPU.Seconds(), b.CPU.Seconds()/f.CPU.Seconds())
+			if b.StepsCPU > 0 && f.ClientCPU > 0 {
+				cpu += fmt.Sprintf(" Of it, berth's go build, compile and link processes used %.1f core-s (%.2f× the floor's go build, %.1f), the engine's own work %.1f and berth's client %.1f.",
+					b.StepsCPU.Seconds(), b.StepsCPU.Seconds()/f.ClientCPU.Seconds(), f.ClientCPU.Seconds(), b.EngineCPU.Seconds(), b.ClientCPU.Seconds())
+			}
 		}
 	}
 	return cpu + fmt.Sprintf(" Work the floor does not do, inside the ratio: compressing the images' layers (BuildKit's gzip, %.2f s of the export in the last run), "+
@@ -602,7 +633,11 @@ one run leaves in flight is not counted in the next one's time. Both happen befo
 CPU: **machine CPU busy** is the busy time of all cores during the run (user, nice, system, irq and softirq of
 /proc/stat; idle, iowait and steal left out): every process and the kernel, so it counts other work on the machine
 too. Cores × wall minus it is what stayed idle. CPU speed varies from run to run on a shared machine, so this
-figure is as noisy as wall time; its ratio says how much more work a path did.
+figure is as noisy as wall time; its ratio says how much more work a path did. It is split three ways from
+process times: **go build, compile and link** is the floor's go build with its children (rusage) and, for the
+engine paths, the processes buildkitd started and reaped during the run (cutime and cstime of /proc/PID/stat: the
+build steps' runc and what ran in its containers); **engine's own** is buildkitd's utime and stime (exporting and
+compressing layers, unpacking, snapshots); **client's** is the client's rusage (berth with its go list).
 Memory: **client peak RSS** is the kernel's maxrss of the command (the largest single process among it and its
 waited-for children: go build → compile/link for the floor; berth → go list for berth); **buildkitd RSS** is the
 daemon's own RSS, sampled every %s (VmRSS, since VmHWM of a daemon that outlives runs would carry earlier peaks);
