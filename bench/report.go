@@ -321,13 +321,14 @@ func (r *results) coldExtra(floor time.Duration) string {
 	for _, p := range medianPhases(runs) {
 		phase[p.Name] = p.Seconds
 	}
-	var export, std float64
+	var export float64
+	var std []string
 	for _, v := range runs[len(runs)-1].Top {
 		switch {
 		case strings.HasPrefix(v.Name, "exporting to oci image format"):
 			export = v.Seconds
 		case strings.HasPrefix(v.Name, "[berth] go build std "):
-			std = max(std, v.Seconds)
+			std = append(std, fmt.Sprintf("%.2f s", v.Seconds))
 		}
 	}
 	cpu := ""
@@ -344,8 +345,8 @@ func (r *results) coldExtra(floor time.Duration) string {
 	}
 	return cpu + fmt.Sprintf(" Work the floor does not do, inside the ratio: compressing the images' layers (BuildKit's gzip, %.2f s of the export in the last run), "+
 		"starting the engine and finding the packed toolchain (%.2f s), extracting the binaries from the layers and writing the bare-metal bundles (%.2f s); "+
-		"the standard-library steps, run concurrently, took %.2f s against the floor's whole cold build (standard library and services) of %.2f s.",
-		export, phase["connect"]+phase["toolchain"], phase["binaries from images"]+phase["bundles"], std, floor.Seconds())
+		"the standard-library steps (one after the other on an engine of 4 cores or fewer, else side by side) took %s against the floor's whole cold build (standard library and services) of %.2f s.",
+		export, phase["connect"]+phase["toolchain"], phase["binaries from images"]+phase["bundles"], strings.Join(std, " and "), floor.Seconds())
 }
 
 func (r *results) report(table string) (string, error) {
