@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -718,73 +717,6 @@ func entryList(names []string) string {
 		q[i] = "`" + n + "`"
 	}
 	return strings.Join(q, ", ")
-}
-
-// saved is the results as JSON, so a report can be rendered again
-// (-report-from) without measuring again.
-type saved struct {
-	N, Runs, Scale      int
-	Deps, DFRepro       bool
-	Started, Finished   time.Time
-	Repo, Buildkitd     string
-	BuilderRef          string
-	BerthVersion        string
-	EngineConfig        string
-	ProjectDir          string
-	Services            []string
-	Changes             int
-	Samples             map[string]map[caseName]series
-	BerthRuns           map[caseName][]*buildRun
-	DFRuns              map[caseName][]*dfReport
-	ImgService          string
-	BerthImage, DFImage imageInfo
-	ScaleResult         *scaleResult
-	LoadResult          *loadResult
-}
-
-func (r *results) save(path string) error {
-	s := saved{
-		N: r.cfg.n, Runs: r.cfg.runs, Scale: r.cfg.scale, Deps: r.cfg.deps, DFRepro: r.cfg.dfRepro,
-		Started: r.started, Finished: r.finished, Repo: r.repo, Buildkitd: r.buildkitd, BuilderRef: r.builderRef,
-		BerthVersion: r.berthVersion, EngineConfig: r.engineConfig,
-		Samples: r.samples, BerthRuns: r.berthRuns, DFRuns: r.dfRuns,
-		ImgService: r.imgService, BerthImage: r.berthImage, DFImage: r.dfImage, ScaleResult: r.scale, LoadResult: r.load,
-	}
-	if r.proj != nil {
-		s.ProjectDir, s.Services, s.Changes = r.proj.Dir, r.proj.Services, r.proj.changes
-	}
-	b, err := json.MarshalIndent(s, "", " ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, b, 0o644)
-}
-
-func loadResults(path string) (*results, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var s saved
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	r := newResults(config{n: s.N, runs: s.Runs, scale: s.Scale, deps: s.Deps, dfRepro: s.DFRepro}, s.Started, s.Repo, s.Buildkitd)
-	r.finished, r.builderRef, r.berthVersion, r.engineConfig = s.Finished, s.BuilderRef, s.BerthVersion, s.EngineConfig
-	if s.Samples != nil {
-		r.samples = s.Samples
-	}
-	if s.BerthRuns != nil {
-		r.berthRuns = s.BerthRuns
-	}
-	if s.DFRuns != nil {
-		r.dfRuns = s.DFRuns
-	}
-	r.imgService, r.berthImage, r.dfImage, r.scale, r.load = s.ImgService, s.BerthImage, s.DFImage, s.ScaleResult, s.LoadResult
-	if len(s.Services) > 0 {
-		r.proj = &project{Dir: s.ProjectDir, Services: s.Services, Deps: s.Deps, changes: s.Changes}
-	}
-	return r, nil
 }
 
 // engineNote says how the shared engine was configured: its settings
