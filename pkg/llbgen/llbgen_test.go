@@ -106,6 +106,35 @@ func execOps(t *testing.T, def *llb.Definition) []*pb.Op {
 	return out
 }
 
+// opsByDigest decodes every op of a definition, by digest.
+func opsByDigest(t *testing.T, def *llb.Definition) map[digest.Digest]*pb.Op {
+	t.Helper()
+	out := map[digest.Digest]*pb.Op{}
+	for _, dt := range def.Def {
+		op := &pb.Op{}
+		if err := op.UnmarshalVT(dt); err != nil {
+			t.Fatal(err)
+		}
+		out[digest.FromBytes(dt)] = op
+	}
+	return out
+}
+
+// graphDef generates env's graph and marshals all its targets as one
+// definition.
+func graphDef(t *testing.T, env Env) *llb.Definition {
+	t.Helper()
+	g, err := Generate(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := llb.Merge(graphStates(g)).Marshal(context.Background(), llb.LocalUniqueID("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return def
+}
+
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
@@ -235,15 +264,7 @@ func TestToolchainContentCache(t *testing.T) {
 	for _, pinned := range []bool{false, true} {
 		env := testEnv(p, Packages{})
 		env.ToolchainPinned = pinned
-		g, err := Generate(env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		def, err := llb.Merge(graphStates(g)).Marshal(context.Background(), llb.LocalUniqueID("x"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		execs := execOps(t, def)
+		execs := execOps(t, graphDef(t, env))
 		for _, op := range execs {
 			e := op.GetExec()
 			toolchain := false
@@ -288,14 +309,9 @@ func TestSharedPackagesStep(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ops := map[digest.Digest]*pb.Op{}
+		ops := opsByDigest(t, def)
 		var compile *pb.Op
-		for _, dt := range def.Def {
-			op := &pb.Op{}
-			if err := op.UnmarshalVT(dt); err != nil {
-				t.Fatal(err)
-			}
-			ops[digest.FromBytes(dt)] = op
+		for _, op := range ops {
 			if e := op.GetExec(); e != nil && strings.Contains(strings.Join(e.Meta.Args, " "), " -o ") {
 				compile = op
 			}
@@ -356,27 +372,15 @@ func TestSerialStd(t *testing.T) {
 	for _, serial := range []bool{false, true} {
 		env := testEnv(p, pkgs)
 		env.SerialStd = serial
-		g, err := Generate(env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		def, err := llb.Merge(graphStates(g)).Marshal(context.Background(), llb.LocalUniqueID("x"))
-		if err != nil {
-			t.Fatal(err)
-		}
 		stdOf := map[digest.Digest]string{} // std step → its package
 		waits := map[string]digest.Digest{}
-		for _, dt := range def.Def {
-			op := &pb.Op{}
-			if err := op.UnmarshalVT(dt); err != nil {
-				t.Fatal(err)
-			}
+		for d, op := range opsByDigest(t, graphDef(t, env)) {
 			e := op.GetExec()
 			if e == nil || e.Meta.Cwd != "/" || len(e.Meta.Args) < 3 || e.Meta.Args[1] != "build" {
 				continue
 			}
 			pkg := e.Meta.Args[len(e.Meta.Args)-1]
-			stdOf[digest.FromBytes(dt)] = pkg
+			stdOf[d] = pkg
 			for _, m := range e.Mounts {
 				if m.Dest == "/.berth-after" {
 					waits[pkg] = digest.Digest(op.Inputs[m.Input].Digest)
