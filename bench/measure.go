@@ -264,12 +264,7 @@ func readProcs() procTable {
 		if err != nil {
 			continue
 		}
-		// Fields after the command name, which may hold spaces and ")".
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
+		f := statFields(b)
 		// f[0] is field 3 (state): ppid is field 4, rss field 24.
 		if len(f) < 22 {
 			continue
@@ -279,6 +274,16 @@ func readProcs() procTable {
 		out[pid] = proc{ppid: ppid, rss: rss * pageSize}
 	}
 	return out
+}
+
+// statFields are the fields of a /proc/PID/stat line after the command
+// name (which may hold spaces and ")"), from field 3 on; nil if malformed.
+func statFields(b []byte) []string {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
 }
 
 // procCPU is a process's CPU time: its own, and that of the children it
@@ -291,12 +296,8 @@ func readProcCPU(pid int) procCPU {
 	if err != nil {
 		return procCPU{}
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procCPU{}
-	}
 	// f[0] is field 3: utime is field 14, stime 15, cutime 16, cstime 17.
-	f := strings.Fields(string(b[i+1:]))
+	f := statFields(b)
 	if len(f) < 15 {
 		return procCPU{}
 	}
