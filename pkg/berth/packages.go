@@ -13,8 +13,12 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"sort"
 	"strings"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/berthbuild/berth/pkg/export"
 	"github.com/berthbuild/berth/pkg/llbgen"
@@ -64,26 +68,23 @@ func listPackages(ctx context.Context, modDir, cacheDir string, pl *plan.Plan) (
 func goList(ctx context.Context, modDir string, pl *plan.Plan) (llbgen.Packages, error) {
 	out := llbgen.Packages{Include: map[string][]string{}, Std: map[string][]string{}}
 	mains := map[string][]string{} // main dir (module-relative) → services
-	var args []string
 	for _, s := range pl.Services {
 		for _, t := range pl.Targets {
 			if t.Service == s {
 				rel := path.Clean(t.Main)
-				if len(mains[rel]) == 0 {
-					args = append(args, t.Main)
-				}
 				mains[rel] = append(mains[rel], s)
 				break
 			}
 		}
 	}
-	sort.Strings(args)
 	incl := map[string]map[string]bool{}
 	std := map[string]map[string]bool{}
 	shared := map[string]map[string]bool{} // platform → import paths
 	sharedFiles := map[string]bool{}
 	platforms := map[string]*plan.Target{}
-	targets := map[string]bool{} // "<service> <platform>"
+	targets := map[string]bool{}  // "<service> <platform>"
+	args := map[string][]string{} // platform → the mains built for it
+	listedMain := map[string]bool{}
 	var order []string
 	for i := range pl.Targets {
 		t := &pl.Targets[i]
@@ -92,36 +93,32 @@ func goList(ctx context.Context, modDir string, pl *plan.Plan) (llbgen.Packages,
 			platforms[t.Platform] = t
 			order = append(order, t.Platform)
 		}
+		if k := t.Platform + "\x00" + t.Main; !listedMain[k] {
+			listedMain[k] = true
+			args[t.Platform] = append(args[t.Platform], t.Main)
+		}
 	}
-	for _, pf := range order {
-		t := platforms[pf]
-		cmdArgs := []string{"list", "-deps", "-json=ImportPath,Dir,Standard,Name,GoFiles,CgoFiles,SFiles,HFiles,SysoFiles,EmbedFiles,Deps"}
-		if len(pl.Go.Tags) > 0 {
-			cmdArgs = append(cmdArgs, "-tags="+strings.Join(pl.Go.Tags, ","))
-		}
-		cmdArgs = append(cmdArgs, args...)
-		cmd := exec.CommandContext(ctx, "go", cmdArgs...)
-		cmd.Dir = modDir
-		cmd.Env = append(os.Environ(), "GOOS="+t.GOOS, "GOARCH="+t.GOARCH, "CGO_ENABLED=0", "GOFLAGS=-mod=mod", "GOWORK=off")
-		if t.GOARM != "" {
-			cmd.Env = append(cmd.Env, "GOARM="+t.GOARM)
-		}
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			return out, fmt.Errorf("go list for %s: %v: %s", pf, err, strings.TrimSpace(stderr.String()))
-		}
-		pkgs := map[string]*goPackage{}
-		dec := json.NewDecoder(&stdout)
-		for {
-			var p goPackage
-			if err := dec.Decode(&p); err == io.EOF {
-				break
-			} else if err != nil {
-				return out, err
+	// One go list per platform, over only the mains built for it (another
+	// service's main may not build there at all), side by side: each is
+	// mostly one core's work.
+	listed := make([]map[string]*goPackage, len(order))
+	var eg errgroup.Group
+	eg.SetLimit(runtime.NumCPU())
+	for i, pf := range order {
+		eg.Go(func() error {
+			pkgs, err := goList1(ctx, modDir, pl, platforms[pf], args[pf])
+			if err != nil {
+				return fmt.Errorf("go list for %s: %w", pf, err)
 			}
-			pkgs[p.ImportPath] = &p
-		}
+			listed[i] = pkgs
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return out, err
+	}
+	for i, pf := range order {
+		pkgs := listed[i]
 		if std[pf] == nil {
 			std[pf] = map[string]bool{}
 		}
@@ -198,6 +195,37 @@ func goList(ctx context.Context, modDir string, pl *plan.Plan) (llbgen.Packages,
 	return out, nil
 }
 
+// goList1 runs go list over mains for the platform of t.
+func goList1(ctx context.Context, modDir string, pl *plan.Plan, t *plan.Target, mains []string) (map[string]*goPackage, error) {
+	cmdArgs := []string{"list", "-deps", "-json=ImportPath,Dir,Standard,Name,GoFiles,CgoFiles,SFiles,HFiles,SysoFiles,EmbedFiles,Deps"}
+	if len(pl.Go.Tags) > 0 {
+		cmdArgs = append(cmdArgs, "-tags="+strings.Join(pl.Go.Tags, ","))
+	}
+	cmdArgs = append(cmdArgs, slices.Sorted(slices.Values(mains))...)
+	cmd := exec.CommandContext(ctx, "go", cmdArgs...)
+	cmd.Dir = modDir
+	cmd.Env = append(os.Environ(), "GOOS="+t.GOOS, "GOARCH="+t.GOARCH, "CGO_ENABLED=0", "GOFLAGS=-mod=mod", "GOWORK=off")
+	if t.GOARM != "" {
+		cmd.Env = append(cmd.Env, "GOARM="+t.GOARM)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	pkgs := map[string]*goPackage{}
+	dec := json.NewDecoder(&stdout)
+	for {
+		var p goPackage
+		if err := dec.Decode(&p); err == io.EOF {
+			return pkgs, nil
+		} else if err != nil {
+			return nil, err
+		}
+		pkgs[p.ImportPath] = &p
+	}
+}
+
 // localFiles are the include patterns of a package's files when it is
 // the module's own, none when another module holds it (downloaded, not
 // sent).
@@ -236,7 +264,7 @@ func sortedKeys(m map[string]bool) []string {
 // module (outside hidden directories, testdata and other modules).
 func fingerprint(modDir string, pl *plan.Plan) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "v2\x00%s\x00%v\n", pl.Go.Version, pl.Go.Tags)
+	fmt.Fprintf(h, "v3\x00%s\x00%v\n", pl.Go.Version, pl.Go.Tags)
 	for _, t := range pl.Targets {
 		fmt.Fprintf(h, "%s %s %s\n", t.Service, t.Platform, t.Main)
 	}

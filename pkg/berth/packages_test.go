@@ -12,7 +12,8 @@ import (
 
 // go list's answer: each service's files, and the packages outside the
 // standard library that more than one service imports (shared), with the
-// module files they are built from.
+// module files they are built from. A main package that builds on one
+// platform only is listed on that platform only.
 func TestGoListShared(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string]string{
@@ -27,6 +28,7 @@ func TestGoListShared(t *testing.T) {
 		"cmd/d/main.go":          "package main\n\nimport \"example.com/m/internal/twice\"\n\nfunc main() { println(twice.Name()) }\n",
 		"cmd/d/other_arm64.go":   "package main\n",
 		"internal/lib/x_test.go": "package lib\n",
+		"cmd/f/main_arm64.go":    "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println() }\n",
 	}
 	for name, body := range files {
 		p := filepath.Join(dir, name)
@@ -46,6 +48,8 @@ func TestGoListShared(t *testing.T) {
 			pl.Targets = append(pl.Targets, plan.Target{Service: s[0], Main: s[1], Platform: "linux/" + arch, GOOS: "linux", GOARCH: arch})
 		}
 	}
+	pl.Services = append(pl.Services, "f") // no Go file of cmd/f builds for amd64
+	pl.Targets = append(pl.Targets, plan.Target{Service: "f", Main: "./cmd/f", Platform: "linux/arm64", GOOS: "linux", GOARCH: "arm64"})
 	got, err := goList(context.Background(), dir, pl)
 	if err != nil {
 		t.Fatal(err)
@@ -69,5 +73,8 @@ func TestGoListShared(t *testing.T) {
 	}
 	if w := []string{"cmd/d/main.go", "cmd/d/other_arm64.go", "internal/twice/tw.go"}; !reflect.DeepEqual(got.Include["e"], w) {
 		t.Errorf("e's files %q, want %q", got.Include["e"], w)
+	}
+	if w := []string{"cmd/f/main_arm64.go"}; !reflect.DeepEqual(got.Include["f"], w) {
+		t.Errorf("f's files %q, want %q", got.Include["f"], w)
 	}
 }
