@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -128,7 +127,7 @@ func planAndLLB(dir string) (llbStats, error) {
 // one run, the stats as JSON; with profile paths, a CPU profile and a
 // heap profile (allocations) of that run.
 func planLLBMain(dir, cpuProfile, memProfile string) error {
-	debug.SetGCPercent(berth.GCPercent)
+	defer berth.TuneGC()()
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {
