@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -127,7 +128,7 @@ func planAndLLB(dir string) (llbStats, error) {
 // one run, the stats as JSON; with profile paths, a CPU profile and a
 // heap profile (allocations) of that run.
 func planLLBMain(dir, cpuProfile, memProfile string) error {
-	defer berth.TuneGC()()
+	debug.SetGCPercent(berth.GCPercent)
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {

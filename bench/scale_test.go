@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"testing"
 
@@ -15,7 +16,7 @@ import (
 // marshalling of generated projects of n services × 3 platforms, with the
 // berth command's GC setting, and reports the process's peak RSS.
 func BenchmarkPlanLLB(b *testing.B) {
-	defer berth.TuneGC()()
+	defer debug.SetGCPercent(debug.SetGCPercent(berth.GCPercent))
 	for _, n := range []int{10, 100, 1000} {
 		dir := filepath.Join(b.TempDir(), "p")
 		if err := genScale(dir, n); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 
@@ -18,7 +19,9 @@ func main() {
 	// BuildKit's client libraries log through logrus; their warnings
 	// (e.g. "failed check for fsverity support") are not the user's business.
 	logrus.SetLevel(logrus.ErrorLevel)
-	berth.TuneGC()
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(berth.GCPercent)
+	}
 	// BERTH_CPUPROFILE=FILE writes a CPU profile of the run (go tool
 	// pprof reads it), as BERTH_TRACE=1 prints its phases.
 	var prof *os.File

@@ -3,6 +3,7 @@ package berth
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"syscall"
 	"testing"
 
@@ -23,7 +24,7 @@ func genProject(tb testing.TB, n int) string {
 // of n services × 3 platforms, with the GC setting of the berth command.
 // It reports the process's peak RSS too (maxrss-MB).
 func BenchmarkLoadPlan(b *testing.B) {
-	defer TuneGC()()
+	defer debug.SetGCPercent(debug.SetGCPercent(GCPercent))
 	for _, n := range []int{10, 100, 1000} {
 		dir := genProject(b, n)
 		env := Env(func(string) string { return "" })

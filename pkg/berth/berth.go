@@ -11,6 +11,12 @@ import (
 	"github.com/berthbuild/berth/pkg/plan"
 )
 
+// GCPercent is the garbage collector setting the berth command runs with
+// (unless GOGC is set): CUE evaluation allocates many short-lived objects,
+// and collecting half as often saves a fifth of the time of a large
+// validation for a few tens of MB.
+const GCPercent = 200
+
 // Options are shared by every operation.
 type Options struct {
 	// Dir holds the project's .cue files; default ".".
