@@ -141,7 +141,15 @@ type buildRun struct {
 	Phases     []phase
 	Recompiled []string // "<service> (<platform>)" of go build steps that ran
 	Top        []vertexTime
+	Timeline   []span
 	Stdout     string
+}
+
+// span is a part of a solve, in seconds from the start of its first step
+// that ran.
+type span struct {
+	Name       string
+	Start, End float64
 }
 
 var traceLine = regexp.MustCompile(`^berth: trace (.+?)\s+([0-9.]+)s \(total [0-9.]+s\)$`)
@@ -204,7 +212,65 @@ func parseBuildOutput(stderr []byte) *buildRun {
 	}
 	sort.Strings(run.Recompiled)
 	run.Top = topVertices(ran, 6)
+	run.Timeline = timeline(ran)
 	return run
+}
+
+// timeline groups the steps that ran, in the order they started: the
+// toolchain, each standard-library and shared-packages step, each
+// platform's service steps (from the first start to the last end), the
+// export.
+func timeline(ran []*client.Vertex) []span {
+	var t0 time.Time
+	for _, v := range ran {
+		if v.Started != nil && (t0.IsZero() || v.Started.Before(t0)) {
+			t0 = *v.Started
+		}
+	}
+	groups := map[string]*span{}
+	var out []*span
+	for _, v := range ran {
+		name := timelineGroup(v.Name)
+		if name == "" || v.Started == nil || v.Completed == nil {
+			continue
+		}
+		s, e := v.Started.Sub(t0).Seconds(), v.Completed.Sub(t0).Seconds()
+		if g := groups[name]; g != nil {
+			g.Start, g.End = min(g.Start, s), max(g.End, e)
+			continue
+		}
+		groups[name] = &span{Name: name, Start: s, End: e}
+		out = append(out, groups[name])
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Start < out[j].Start })
+	spans := make([]span, len(out))
+	for i, g := range out {
+		spans[i] = *g
+	}
+	return spans
+}
+
+// timelineGroup is the span a step belongs to, "" for none.
+func timelineGroup(name string) string {
+	switch {
+	case strings.HasPrefix(name, "[berth] Go ") && strings.HasSuffix(name, " toolchain"):
+		return "toolchain"
+	case strings.HasPrefix(name, "exporting to "):
+		return "export"
+	}
+	rest, ok := strings.CutPrefix(name, "[berth] go build ")
+	if !ok {
+		return ""
+	}
+	kind, arg, ok := strings.Cut(rest, " (")
+	if !ok {
+		return ""
+	}
+	pf, _, _ := strings.Cut(strings.TrimSuffix(arg, ")"), ",")
+	if kind != "std" && kind != "shared" {
+		kind = "services"
+	}
+	return kind + " (" + pf + ")"
 }
 
 // mergeVertices keeps the latest state of each vertex.

@@ -309,6 +309,27 @@ func (r *results) explainBerth(c caseName, over time.Duration) string {
 	return b.String()
 }
 
+// timelineText says when the parts of a build's solve ran, how much of
+// it was left after its last standard-library step, and how long the
+// client worked after it (phase: the median phases).
+func timelineText(run *buildRun, phase map[string]float64) string {
+	if len(run.Timeline) == 0 {
+		return ""
+	}
+	var parts []string
+	var lastStd, end float64
+	for _, s := range run.Timeline {
+		parts = append(parts, fmt.Sprintf("%s %.1f–%.1f", s.Name, s.Start, s.End))
+		if strings.HasPrefix(s.Name, "std ") {
+			lastStd = max(lastStd, s.End)
+		}
+		end = max(end, s.End)
+	}
+	after := phase["assemble images"] + phase["binaries from images"] + phase["publish layout"] + phase["publish binaries"] + phase["bundles"]
+	return fmt.Sprintf(" When the solve's parts ran in the last run (s from its first step): %s. After the last standard-library step ended, %.1f s of the solve remained (that platform's shared and service steps, then the export of every image), then %.2f s of the client's work (median: binaries from the layers, the layout, the bundles).",
+		strings.Join(parts, ", "), end-lastStd, after)
+}
+
 // coldExtra sums, for a cold berth build, the work the floor (a plain go
 // build) does not do, from the median phases and the last run's steps.
 func (r *results) coldExtra(floor time.Duration) string {
@@ -342,7 +363,7 @@ func (r *results) coldExtra(floor time.Duration) string {
 			}
 		}
 	}
-	return cpu + fmt.Sprintf(" Work the floor does not do, inside the ratio: compressing the images' layers (BuildKit's gzip, %.2f s of the export in the last run), "+
+	return cpu + timelineText(runs[len(runs)-1], phase) + fmt.Sprintf(" Work the floor does not do, inside the ratio: compressing the images' layers (BuildKit's gzip, %.2f s of the export in the last run), "+
 		"starting the engine and finding the packed toolchain (%.2f s), extracting the binaries from the layers and writing the bare-metal bundles (%.2f s); "+
 		"the standard-library steps (one after the other on an engine of 4 cores or fewer, else side by side) took %s against the floor's whole cold build (standard library and services) of %.2f s.",
 		export, phase["connect"]+phase["toolchain"], phase["binaries from images"]+phase["bundles"], strings.Join(std, " and "), floor.Seconds())
