@@ -33,6 +33,7 @@ type berthRunner struct {
 	stateHome string // XDG_STATE_HOME: the engine lives under it
 	cacheHome string // XDG_CACHE_HOME: go list cache, toolchain copy, OCI stores
 	proj      *project
+	trash     *trash
 }
 
 func (b *berthRunner) engineOpts() engine.Options {
@@ -68,7 +69,7 @@ func (b *berthRunner) resetCache() error {
 	}
 	for _, e := range ents {
 		if !kept[e.Name()] {
-			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			if err := b.trash.discard(filepath.Join(dir, e.Name())); err != nil {
 				return err
 			}
 		}
@@ -81,10 +82,10 @@ func (b *berthRunner) resetCache() error {
 // before the first one, as the Dockerfile path's builder image is pushed
 // before its first run.
 func (b *berthRunner) prime(ctx context.Context, dir string) error {
-	if err := os.RemoveAll(b.cacheHome); err != nil {
+	if err := b.trash.discard(b.cacheHome); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	if err := b.trash.discard(dir); err != nil {
 		return err
 	}
 	files := map[string]string{
@@ -114,11 +115,11 @@ func (b *berthRunner) prime(ctx context.Context, dir string) error {
 
 // resetEngine stops the engine and deletes its state: the next build
 // starts a daemon on an empty root, as on a fresh machine.
-func resetEngine(ctx context.Context, o engine.Options) error {
+func resetEngine(ctx context.Context, o engine.Options, bin *trash) error {
 	if _, err := engine.Stop(ctx, o); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(o.StateDir); err != nil {
+	if err := bin.discard(o.StateDir); err != nil {
 		return fmt.Errorf("delete the engine state %s: %w", o.StateDir, err)
 	}
 	return nil

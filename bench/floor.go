@@ -16,6 +16,7 @@ type floor struct {
 	proj     *project
 	dir      string // GOCACHE, GOMODCACHE and outputs live here
 	platform []string
+	trash    *trash
 }
 
 func (f *floor) gocache() string    { return filepath.Join(f.dir, "gocache") }
@@ -25,7 +26,7 @@ func (f *floor) gomodcache() string { return filepath.Join(f.dir, "gomodcache") 
 // the -deps modules: the floor downloads them like the other paths).
 func (f *floor) reset() error {
 	for _, d := range []string{f.gocache(), f.gomodcache(), filepath.Join(f.dir, "out")} {
-		if err := os.RemoveAll(d); err != nil {
+		if err := f.trash.discard(d); err != nil {
 			return err
 		}
 	}

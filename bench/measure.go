@@ -69,6 +69,7 @@ const sampleEvery = 100 * time.Millisecond
 // previous run woke go idle. Every path's every run gets it, outside its
 // measured time.
 func settle() {
+	waitQuiet()
 	syscall.Sync()
 	time.Sleep(settlePause)
 }

@@ -650,7 +650,11 @@ so that service's binary changes).
 %s
 Before every measured run (every path, every case) the harness calls sync(2), which returns once the dirty pages of
 the previous run or reset are written back (GBs after a cold build or a deleted engine state), and waits %s: what
-one run leaves in flight is not counted in the next one's time. Both happen before the run's clock starts.
+one run leaves in flight is not counted in the next one's time. Both happen before the run's clock starts. What a
+reset deletes (an engine state, a build cache, outputs) is moved aside, one rename, and deleted when the benchmark
+ends: ext4 allocates inodes slowly for a minute after many were freed (measured here: extracting the toolchain's
+4,210 files took 2.5–4.7 s of system time within a minute of deleting as many, 0.4 s after 75 s), a cost no fresh
+machine's cold build pays; a run within %s of a deletion the benchmark made waits for that much to pass.
 CPU: **machine CPU busy** is the busy time of all cores during the run (user, nice, system, irq and softirq of
 /proc/stat; idle, iowait and steal left out): every process and the kernel, so it counts other work on the machine
 too. Cores × wall minus it is what stayed idle. CPU speed varies from run to run on a shared machine, so this
@@ -669,7 +673,7 @@ OCI layout and from the Dockerfile path's OCI tarball; the binaries inside are c
 
 The hand-written Dockerfile (for one service):
 
-`+"```dockerfile\n%s```\n", c.n, r.changedName(), r.buildkitd, cmdOut(r.repo, "go", "list", "-m", "-f", "{{.Version}}", "github.com/moby/buildkit"), goVersion, strings.Join(platforms, ","), map[bool]string{true: "on (-df-repro)", false: "off (the Dockerfile as users write it; -df-repro turns them on)"}[c.dfRepro], r.engineNote(), settlePause, sampleEvery, r.dockerfileExample())
+`+"```dockerfile\n%s```\n", c.n, r.changedName(), r.buildkitd, cmdOut(r.repo, "go", "list", "-m", "-f", "{{.Version}}", "github.com/moby/buildkit"), goVersion, strings.Join(platforms, ","), map[bool]string{true: "on (-df-repro)", false: "off (the Dockerfile as users write it; -df-repro turns them on)"}[c.dfRepro], r.engineNote(), settlePause, quietAfterDelete, sampleEvery, r.dockerfileExample())
 	return b.String()
 }
 
