@@ -64,8 +64,12 @@ func PlanConfig(ctx context.Context, cfg *config.Project, o Options) (*Project, 
 		return nil, err
 	}
 	var errs diag.List
+	realMod, err := filepath.EvalSymlinks(m.Dir)
+	if err != nil {
+		return nil, err
+	}
 	for _, s := range cfg.Services {
-		if err := checkMain(m.Dir, s); err != nil {
+		if err := checkMain(m.Dir, realMod, s); err != nil {
 			errs.Add(err)
 		}
 	}
@@ -80,17 +84,14 @@ func PlanConfig(ctx context.Context, cfg *config.Project, o Options) (*Project, 
 }
 
 // checkMain refuses a main package that is missing, holds no Go file, or
-// leaves the module through a symlink.
-func checkMain(modDir string, s *config.Service) error {
+// leaves the module (at modDir, realMod once symlinks are resolved)
+// through a symlink.
+func checkMain(modDir, realMod string, s *config.Service) error {
 	dir := filepath.Join(modDir, filepath.FromSlash(s.Main))
 	at := s.FieldPos("main")
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return diag.Errorf(at, "services."+s.Name+".main", "main package %s does not exist in the module at %s", s.Main, modDir)
-	}
-	realMod, err := filepath.EvalSymlinks(modDir)
-	if err != nil {
-		return err
 	}
 	if real != realMod && !strings.HasPrefix(real, realMod+string(filepath.Separator)) {
 		return diag.Errorf(at, "services."+s.Name+".main", "main package %s leaves the module through a symlink (to %s)", s.Main, real)
