@@ -38,6 +38,7 @@ testdeps: deps
 	command -v rootlesskit >/dev/null || missing="$$missing rootlesskit"; \
 	command -v newuidmap >/dev/null || missing="$$missing uidmap"; \
 	command -v setpriv >/dev/null || missing="$$missing util-linux"; \
+	command -v gcc >/dev/null || missing="$$missing gcc"; \
 	{ [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || missing="$$missing busybox-static"; \
 	{ [ -x /usr/sbin/sshd ] && command -v ssh >/dev/null && command -v ssh-keygen >/dev/null; } || missing="$$missing openssh-server openssh-client"; \
 	if [ -n "$$missing" ]; then \
@@ -48,8 +49,12 @@ testdeps: deps
 	  else echo "the end-to-end tests need:$$missing (Debian packages; run make test as root to install them)"; exit 1; fi; \
 	fi
 
+# The packages that work side by side in one process (services loaded in
+# parallel, definitions marshaled in parts) run once more under the race
+# detector, which needs cgo (gcc).
 test: build testdeps
 	$(GO) test -count=1 -timeout 60m ./...
+	$(GO) test -count=1 -race ./pkg/config ./pkg/llbgen ./pkg/plan
 
 demo: build deps
 	$(BERTH) build examples/monorepo

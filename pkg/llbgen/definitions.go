@@ -24,6 +24,7 @@ func Definitions(ctx context.Context, states []llb.State, opts ...llb.Constraint
 	// the few common steps, which each part encodes again.
 	parts := runtime.GOMAXPROCS(0)
 	if parts > 1 && len(states) >= 256 {
+		sortInputs(ctx, states, opts)
 		out := make([]*pb.Definition, len(states))
 		eg, ectx := errgroup.WithContext(ctx)
 		size := (len(states) + parts - 1) / parts
@@ -38,6 +39,39 @@ func Definitions(ctx context.Context, states []llb.State, opts ...llb.Constraint
 		return out, eg.Wait()
 	}
 	return definitions(ctx, states, opts...)
+}
+
+// sortInputs asks every op the states reach for its inputs, once, one op
+// after another. BuildKit's ExecOp sorts its mounts in place when asked:
+// two parts marshaling a step they share (the toolchain's, the standard
+// library's) would sort the same slice at once. Once sorted, asking again
+// only reads it.
+func sortInputs(ctx context.Context, states []llb.State, opts []llb.ConstraintsOpt) {
+	c := llb.NewConstraints(opts...) // as the parts marshal their merge of states
+	seen := map[llb.Vertex]bool{}
+	var stack []llb.Vertex
+	for _, s := range states {
+		out := s.Output()
+		if out == nil {
+			continue
+		}
+		v := out.Vertex(ctx, c)
+		if seen[v] {
+			continue
+		}
+		seen[v] = true
+		stack = append(stack[:0], v)
+		for len(stack) > 0 {
+			v := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, in := range v.Inputs() {
+				if iv := in.Vertex(ctx, c); !seen[iv] {
+					seen[iv] = true
+					stack = append(stack, iv)
+				}
+			}
+		}
+	}
 }
 
 func definitions(ctx context.Context, states []llb.State, opts ...llb.ConstraintsOpt) ([]*pb.Definition, error) {
