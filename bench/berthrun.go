@@ -115,11 +115,11 @@ func (b *berthRunner) prime(ctx context.Context, dir string) error {
 
 // resetEngine stops the engine and deletes its state: the next build
 // starts a daemon on an empty root, as on a fresh machine.
-func resetEngine(ctx context.Context, o engine.Options, bin *trash) error {
+func resetEngine(ctx context.Context, o engine.Options, discarded *trash) error {
 	if _, err := engine.Stop(ctx, o); err != nil {
 		return err
 	}
-	if err := bin.discard(o.StateDir); err != nil {
+	if err := discarded.discard(o.StateDir); err != nil {
 		return fmt.Errorf("delete the engine state %s: %w", o.StateDir, err)
 	}
 	return nil

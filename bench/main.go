@@ -141,16 +141,16 @@ func run(ctx context.Context, c config) error {
 	if _, err := engine.EnginePaths(engOpts); err != nil {
 		return fmt.Errorf("-work %s: %w", c.work, err)
 	}
-	bin, err := newTrash(filepath.Join(c.work, "trash"))
+	discarded, err := newTrash(filepath.Join(c.work, "trash"))
 	if err != nil {
 		return err
 	}
 	defer func() {
 		// The engine was the benchmark's: stop it and free its disk.
-		if err := resetEngine(context.Background(), engOpts, bin); err != nil {
+		if err := resetEngine(context.Background(), engOpts, discarded); err != nil {
 			log.Printf("cleanup: %v", err)
 		}
-		if err := bin.empty(); err != nil {
+		if err := discarded.empty(); err != nil {
 			log.Printf("cleanup: %v", err)
 		}
 	}()
@@ -171,8 +171,8 @@ func run(ctx context.Context, c config) error {
 	}
 	res.proj = proj
 
-	fl := &floor{proj: proj, dir: filepath.Join(c.work, "floor"), platform: platforms, trash: bin}
-	br := &berthRunner{bin: berthBin, buildkitd: bk, stateHome: stateHome, cacheHome: filepath.Join(c.work, "cache"), proj: proj, trash: bin}
+	fl := &floor{proj: proj, dir: filepath.Join(c.work, "floor"), platform: platforms, trash: discarded}
+	br := &berthRunner{bin: berthBin, buildkitd: bk, stateHome: stateHome, cacheHome: filepath.Join(c.work, "cache"), proj: proj, trash: discarded}
 	dfOut := filepath.Join(c.work, "df-out")
 	dr := &dfRunner{self: self, args: dfArgs{
 		StateDir: engOpts.StateDir, Buildkitd: bk, Context: proj.Dir, Dockerfiles: dfDir,
@@ -206,13 +206,13 @@ func run(ctx context.Context, c config) error {
 			}
 		}
 		if c.only["berth"] {
-			if err := resetEngine(ctx, engOpts, bin); err != nil {
+			if err := resetEngine(ctx, engOpts, discarded); err != nil {
 				return err
 			}
 			if err := br.resetCache(); err != nil {
 				return err
 			}
-			if err := bin.discard(filepath.Join(proj.Dir, "dist")); err != nil {
+			if err := discarded.discard(filepath.Join(proj.Dir, "dist")); err != nil {
 				return err
 			}
 			for _, cs := range cases {
@@ -242,10 +242,10 @@ func run(ctx context.Context, c config) error {
 			}
 		}
 		if c.only["dockerfile"] {
-			if err := resetEngine(ctx, engOpts, bin); err != nil {
+			if err := resetEngine(ctx, engOpts, discarded); err != nil {
 				return err
 			}
-			if err := bin.discard(dfOut); err != nil {
+			if err := discarded.discard(dfOut); err != nil {
 				return err
 			}
 			for _, cs := range cases {
@@ -294,7 +294,7 @@ func run(ctx context.Context, c config) error {
 		log.Printf("load: one berth build of %d services × %d platforms", c.load, len(platforms))
 		res.load = runLoad(ctx, br, filepath.Join(c.work, "load"), c.load)
 	}
-	if err := resetEngine(ctx, engOpts, bin); err != nil {
+	if err := resetEngine(ctx, engOpts, discarded); err != nil {
 		log.Printf("stop the engine: %v", err)
 	}
 
