@@ -56,7 +56,7 @@ func sortInputs(ctx context.Context, states []llb.State, opts []llb.ConstraintsO
 			continue
 		}
 		v := out.Vertex(ctx, c)
-		if seen[v] {
+		if v == nil || seen[v] {
 			continue
 		}
 		seen[v] = true
@@ -65,7 +65,7 @@ func sortInputs(ctx context.Context, states []llb.State, opts []llb.ConstraintsO
 			v := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
 			for _, in := range v.Inputs() {
-				if iv := in.Vertex(ctx, c); !seen[iv] {
+				if iv := in.Vertex(ctx, c); iv != nil && !seen[iv] {
 					seen[iv] = true
 					stack = append(stack, iv)
 				}
