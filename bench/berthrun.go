@@ -113,16 +113,13 @@ func (b *berthRunner) prime(ctx context.Context, dir string) error {
 	return nil
 }
 
-// resetEngine stops the engine and deletes its state: the next build
+// resetEngine stops the engine and discards its state: the next build
 // starts a daemon on an empty root, as on a fresh machine.
 func resetEngine(ctx context.Context, o engine.Options, discarded *trash) error {
 	if _, err := engine.Stop(ctx, o); err != nil {
 		return err
 	}
-	if err := discarded.discard(o.StateDir); err != nil {
-		return fmt.Errorf("delete the engine state %s: %w", o.StateDir, err)
-	}
-	return nil
+	return discarded.discard(o.StateDir)
 }
 
 // phase is one BERTH_TRACE line.

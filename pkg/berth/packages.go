@@ -68,15 +68,6 @@ func listPackages(ctx context.Context, modDir, cacheDir string, pl *plan.Plan) (
 func goList(ctx context.Context, modDir string, pl *plan.Plan) (llbgen.Packages, error) {
 	out := llbgen.Packages{Include: map[string][]string{}, Std: map[string][]string{}}
 	mains := map[string][]string{} // main dir (module-relative) → services
-	for _, s := range pl.Services {
-		for _, t := range pl.Targets {
-			if t.Service == s {
-				rel := path.Clean(t.Main)
-				mains[rel] = append(mains[rel], s)
-				break
-			}
-		}
-	}
 	incl := map[string]map[string]bool{}
 	std := map[string]map[string]bool{}
 	shared := map[string]map[string]bool{} // platform → import paths
@@ -85,9 +76,15 @@ func goList(ctx context.Context, modDir string, pl *plan.Plan) (llbgen.Packages,
 	targets := map[string]bool{}  // "<service> <platform>"
 	args := map[string][]string{} // platform → the mains built for it
 	listedMain := map[string]bool{}
+	seenService := map[string]bool{}
 	var order []string
 	for i := range pl.Targets {
 		t := &pl.Targets[i]
+		if !seenService[t.Service] {
+			seenService[t.Service] = true
+			rel := path.Clean(t.Main)
+			mains[rel] = append(mains[rel], t.Service)
+		}
 		targets[t.Service+" "+t.Platform] = true
 		if platforms[t.Platform] == nil {
 			platforms[t.Platform] = t
