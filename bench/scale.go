@@ -124,11 +124,11 @@ func planAndLLB(dir string) (llbStats, error) {
 	return st, nil
 }
 
-// planLLBMain is the planllb subprocess: the berth command's GC setting,
-// one run, the stats as JSON; with profile paths, a CPU profile and a
-// heap profile (allocations) of that run.
+// planLLBMain is the planllb subprocess: the GC setting the berth command
+// plans with (berth.TuneGC), one run, the stats as JSON; with profile
+// paths, a CPU profile and a heap profile (allocations) of that run.
 func planLLBMain(dir, cpuProfile, memProfile string) error {
-	debug.SetGCPercent(berth.GCPercent)
+	debug.SetGCPercent(berth.PlanGCPercent)
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {

@@ -14,9 +14,9 @@ import (
 
 // BenchmarkPlanLLB measures load + validate + plan + LLB generation and
 // marshalling of generated projects of n services × 3 platforms, with the
-// berth command's GC setting, and reports the process's peak RSS.
+// GC setting the berth command plans with, and reports the process's peak RSS.
 func BenchmarkPlanLLB(b *testing.B) {
-	defer debug.SetGCPercent(debug.SetGCPercent(berth.GCPercent))
+	defer debug.SetGCPercent(debug.SetGCPercent(berth.PlanGCPercent))
 	for _, n := range []int{10, 100, 1000} {
 		dir := filepath.Join(b.TempDir(), "p")
 		if err := genScale(dir, n); err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 
@@ -19,9 +18,7 @@ func main() {
 	// BuildKit's client libraries log through logrus; their warnings
 	// (e.g. "failed check for fsverity support") are not the user's business.
 	logrus.SetLevel(logrus.ErrorLevel)
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(berth.GCPercent)
-	}
+	berth.TuneGC()
 	// BERTH_CPUPROFILE=FILE writes a CPU profile of the run (go tool
 	// pprof reads it), as BERTH_TRACE=1 prints its phases.
 	var prof *os.File

@@ -21,10 +21,10 @@ func genProject(tb testing.TB, n int) string {
 }
 
 // BenchmarkLoadPlan measures load + validate + plan of generated projects
-// of n services × 3 platforms, with the GC setting of the berth command.
+// of n services × 3 platforms, with the GC setting the berth command plans with.
 // It reports the process's peak RSS too (maxrss-MB).
 func BenchmarkLoadPlan(b *testing.B) {
-	defer debug.SetGCPercent(debug.SetGCPercent(GCPercent))
+	defer debug.SetGCPercent(debug.SetGCPercent(PlanGCPercent))
 	for _, n := range []int{10, 100, 1000} {
 		dir := genProject(b, n)
 		env := Env(func(string) string { return "" })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,11 +14,38 @@ import (
 	"github.com/berthbuild/berth/pkg/plan"
 )
 
-// GCPercent is the garbage collector setting the berth command runs with
-// (unless GOGC is set): CUE evaluation allocates many short-lived objects,
-// and collecting half as often saves a fifth of the time of a large
-// validation for a few tens of MB.
-const GCPercent = 200
+// GCPercent is the garbage collector setting the berth command builds
+// with, and PlanGCPercent the one it loads, plans and generates the build
+// graph with (see TuneGC). CUE evaluation and LLB generation allocate many
+// short-lived objects: on 1,000 services × 3 platforms, collecting a
+// quarter as often as Go's default made plan + LLB a tenth faster (1.12
+// against 1.25 s, 7 alternated runs) for 153 MB of peak RSS against 145.
+// From the solve on, what the client holds is buffers (layers, binaries,
+// bundles) rather than garbage: there 400 raised a cold build's peak RSS
+// from 117 to 149 MB for no gain, so the build goes back to 200.
+const (
+	GCPercent     = 200
+	PlanGCPercent = 400
+)
+
+var gcTuned atomic.Bool
+
+// TuneGC is for the berth command: unless GOGC is set, the process runs
+// with PlanGCPercent until a build's solves start, then with GCPercent.
+func TuneGC() {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	gcTuned.Store(true)
+	debug.SetGCPercent(PlanGCPercent)
+}
+
+// solveGC is called once a build's graphs are marshalled.
+func solveGC() {
+	if gcTuned.Load() {
+		debug.SetGCPercent(GCPercent)
+	}
+}
 
 // Options are shared by every operation.
 type Options struct {

@@ -189,6 +189,9 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 			eg.Go(func() error { return onNode(u.n, b.buildImages(ectx, u, ch)) })
 		}
 	}
+	// Every definition but a binaries solve's is marshalled: from here on
+	// the client mostly holds buffers.
+	solveGC()
 	err = eg.Wait()
 	tracerFrom(ctx).mark("solve and export")
 	if err == nil && len(b.nodes) > 1 {
