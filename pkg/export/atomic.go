@@ -1,6 +1,7 @@
 package export
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -63,6 +64,19 @@ func WriteFile(name string, data []byte, perm os.FileMode) error {
 		_, err := w.Write(data)
 		return err
 	})
+}
+
+// UpdateFile writes a file atomically (see WriteFile) unless it is
+// already a regular file with that content and those permissions: an
+// unchanged output keeps its inode and modification time, and costs a
+// read instead of an fsync. It reports whether it wrote.
+func UpdateFile(name string, data []byte, perm os.FileMode) (bool, error) {
+	if st, err := os.Lstat(name); err == nil && st.Mode().IsRegular() && st.Mode().Perm() == perm.Perm() && st.Size() == int64(len(data)) {
+		if old, err := os.ReadFile(name); err == nil && bytes.Equal(old, data) {
+			return false, nil
+		}
+	}
+	return true, WriteFile(name, data, perm)
 }
 
 // WriteFileFrom writes a file atomically from a writer function.

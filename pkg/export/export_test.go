@@ -100,3 +100,53 @@ func TestReplaceDir(t *testing.T) {
 		t.Errorf("left behind next to the output: %v", ents)
 	}
 }
+
+func TestUpdateFile(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "svc.service")
+	wrote, err := UpdateFile(name, []byte("[Unit]\n"), 0o644)
+	if err != nil || !wrote {
+		t.Fatalf("first write: wrote=%v err=%v", wrote, err)
+	}
+	before, err := os.Stat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wrote, err = UpdateFile(name, []byte("[Unit]\n"), 0o644); err != nil || wrote {
+		t.Fatalf("same content: wrote=%v err=%v, want it left alone", wrote, err)
+	}
+	after, _ := os.Stat(name)
+	if !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
+		t.Fatal("same content: the file was replaced")
+	}
+	// Another mode, another content: written again.
+	if err := os.Chmod(name, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if wrote, err = UpdateFile(name, []byte("[Unit]\n"), 0o644); err != nil || !wrote {
+		t.Fatalf("other mode: wrote=%v err=%v", wrote, err)
+	}
+	if st, _ := os.Stat(name); st.Mode().Perm() != 0o644 {
+		t.Fatalf("mode %v after the rewrite, want 0644", st.Mode().Perm())
+	}
+	if wrote, err = UpdateFile(name, []byte("[Unit]\nDescription=x\n"), 0o644); err != nil || !wrote {
+		t.Fatalf("other content: wrote=%v err=%v", wrote, err)
+	}
+	if b, _ := os.ReadFile(name); string(b) != "[Unit]\nDescription=x\n" {
+		t.Fatalf("content %q", b)
+	}
+	// A symlink to a file with the same content is replaced by the file.
+	target := filepath.Join(t.TempDir(), "target")
+	if err := os.WriteFile(target, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(filepath.Dir(name), "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if wrote, err = UpdateFile(link, []byte("x"), 0o644); err != nil || !wrote {
+		t.Fatalf("symlink: wrote=%v err=%v", wrote, err)
+	}
+	if st, _ := os.Lstat(link); !st.Mode().IsRegular() {
+		t.Fatal("the symlink is still there")
+	}
+}
