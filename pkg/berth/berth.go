@@ -6,8 +6,9 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/berthbuild/berth/pkg/config"
 	"github.com/berthbuild/berth/pkg/diag"
@@ -86,6 +87,7 @@ func Plan(ctx context.Context, o Options) (*Project, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.Dir = dir // the config is loaded from the directory gatherInputs asks about
 	type gathered struct {
 		in  plan.Inputs
 		m   *Module
@@ -101,11 +103,6 @@ func Plan(ctx context.Context, o Options) (*Project, error) {
 	g := <-ch
 	if err != nil {
 		return nil, err
-	}
-	if cfg.Dir != dir {
-		// Not expected (Load makes the same path absolute), but the
-		// inputs must be those of the config's directory.
-		g.in, g.m, g.err = gatherInputs(ctx, cfg.Dir, o.OutDir, o.Env)
 	}
 	if g.err != nil {
 		return nil, g.err
@@ -142,22 +139,15 @@ func planWith(cfg *config.Project, in plan.Inputs, m *Module) (*Project, error) 
 // and reports the errors in the services' order.
 func checkMains(modDir, realMod string, svcs []*config.Service) error {
 	errs := make([]error, len(svcs))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(8, len(svcs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(svcs) {
-					return
-				}
-				errs[i] = checkMain(modDir, realMod, svcs[i])
-			}
-		}()
+	var eg errgroup.Group
+	eg.SetLimit(8)
+	for i, s := range svcs {
+		eg.Go(func() error {
+			errs[i] = checkMain(modDir, realMod, s)
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = eg.Wait() // the errors are in errs
 	var all diag.List
 	all.Add(errs...)
 	return all.Err()
