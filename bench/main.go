@@ -290,6 +290,18 @@ func run(ctx context.Context, c config) error {
 			return fmt.Errorf("the Dockerfile's image of %s: %w", svc, err)
 		}
 	}
+	if c.only["berth"] {
+		// As long as the slowest cold run, and more: a profile that ends
+		// before the build misses its export.
+		var longest time.Duration
+		for _, s := range res.samples["berth"][cold] {
+			longest = max(longest, s.Wall)
+		}
+		log.Printf("profiling one more cold berth build (engine and client CPU)")
+		if res.coldProf, err = profileCold(ctx, br, c.work, longest*3/2+10*time.Second); err != nil {
+			log.Printf("cold profile: %v", err)
+		}
+	}
 	if c.only["load"] && c.load > 0 {
 		log.Printf("load: one berth build of %d services × %d platforms", c.load, len(platforms))
 		res.load = runLoad(ctx, br, filepath.Join(c.work, "load"), c.load)

@@ -44,6 +44,7 @@ type results struct {
 	berthImage, dfImage imageInfo
 	scale               *scaleResult
 	load                *loadResult
+	coldProf            *coldProfile
 }
 
 func newResults(c config, started time.Time, repo, bk string) *results {
@@ -363,6 +364,9 @@ func (r *results) coldExtra(floor time.Duration) string {
 			}
 		}
 	}
+	if r.coldProf != nil {
+		cpu += r.coldProf.summary()
+	}
 	return cpu + timelineText(runs[len(runs)-1], phase) + fmt.Sprintf(" Work the floor does not do, inside the ratio: compressing the images' layers (BuildKit's gzip, %.2f s of the export in the last run), "+
 		"starting the engine and finding the packed toolchain (%.2f s), extracting the binaries from the layers and writing the bare-metal bundles (%.2f s); "+
 		"the standard-library steps (one after the other on an engine of 4 cores or fewer, else side by side) took %s against the floor's whole cold build (standard library and services) of %.2f s.",
@@ -511,6 +515,9 @@ func (r *results) report(table string) (string, error) {
 		}
 	}
 
+	if r.coldProf != nil {
+		b.WriteString(r.coldProf.section())
+	}
 	if s := r.scale; s != nil {
 		b.WriteString(r.scaleSection())
 	}

@@ -30,6 +30,7 @@ type saved struct {
 	BerthImage, DFImage imageInfo
 	ScaleResult         *scaleResult
 	LoadResult          *loadResult
+	ColdProfile         *coldProfile
 }
 
 func (r *results) save(path string) error {
@@ -38,7 +39,7 @@ func (r *results) save(path string) error {
 		Started: r.started, Finished: r.finished, Repo: r.repo, Buildkitd: r.buildkitd, BuilderRef: r.builderRef,
 		BerthVersion: r.berthVersion, EngineConfig: r.engineConfig,
 		Samples: r.samples, BerthRuns: r.berthRuns, DFRuns: r.dfRuns,
-		ImgService: r.imgService, BerthImage: r.berthImage, DFImage: r.dfImage, ScaleResult: r.scale, LoadResult: r.load,
+		ImgService: r.imgService, BerthImage: r.berthImage, DFImage: r.dfImage, ScaleResult: r.scale, LoadResult: r.load, ColdProfile: r.coldProf,
 	}
 	if r.proj != nil {
 		s.ProjectDir, s.Services, s.Changes = r.proj.Dir, r.proj.Services, r.proj.changes
@@ -70,7 +71,7 @@ func loadResults(path string) (*results, error) {
 	if s.DFRuns != nil {
 		r.dfRuns = s.DFRuns
 	}
-	r.imgService, r.berthImage, r.dfImage, r.scale, r.load = s.ImgService, s.BerthImage, s.DFImage, s.ScaleResult, s.LoadResult
+	r.imgService, r.berthImage, r.dfImage, r.scale, r.load, r.coldProf = s.ImgService, s.BerthImage, s.DFImage, s.ScaleResult, s.LoadResult, s.ColdProfile
 	if len(s.Services) > 0 {
 		r.proj = &project{Dir: s.ProjectDir, Services: s.Services, Deps: s.Deps, changes: s.Changes}
 	}
