@@ -73,7 +73,18 @@ func (l *Loader) convert(err error, sc scope) error {
 		// the field's @msg; a conflict between only the user's own values
 		// and rules keeps CUE's message.
 		rewritten := false
-		if m, field, at := fieldMsg(sc.root, full); m != "" && sc.value != nil {
+		if strings.HasPrefix(msg, "incomplete value ") {
+			// A type or a bound where a value is needed (`description:
+			// string`): not a value our rule refuses. CUE's message shows
+			// the field's merged constraint, the schema's part included;
+			// the user's own expression says it better.
+			msg = incompleteMsg
+			if sc.value != nil {
+				if uv, ok := sc.value(rel); ok {
+					msg += fmt.Sprintf(" (here: %v)", uv)
+				}
+			}
+		} else if m, field, at := fieldMsg(sc.root, full); m != "" && sc.value != nil {
 			// Only when the user's own value breaks our constraint: a
 			// conflict with their own rules keeps CUE's message.
 			if uv, ok := sc.value(at); ok && field.Unify(uv).Validate(cue.Concrete(true)) != nil {
@@ -137,6 +148,9 @@ func (l *Loader) convert(err error, sc scope) error {
 	}
 	return out.Err()
 }
+
+// incompleteMsg is the error for a field without a concrete value.
+const incompleteMsg = "needs a concrete value, not only a type or bounds"
 
 // sumsUp reports whether list[i] only sums up the errors after it: a
 // failed disjunction is reported as an error whose one argument is the

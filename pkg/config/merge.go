@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"cuelang.org/go/cue"
+	cueerrors "cuelang.org/go/cue/errors"
 
 	"github.com/berthbuild/berth/pkg/diag"
 )
@@ -224,6 +225,7 @@ func (l *Loader) service1(name string, raw cue.Value, sh *shared) (*Service, err
 		}
 	}
 	if err := m.Validate(cue.Concrete(true), cue.All()); err != nil || len(shape) > 0 {
+		err = fieldErrors(m, err)
 		var errs diag.List
 		errs.Add(l.convert(err, scope{root: l.service, lookup: lookup, prefix: prefix, shape: shape, inherited: inherited, value: value}))
 		addAll(&errs, shape)
@@ -321,4 +323,49 @@ func hasValue(v cue.Value) bool {
 	}
 	d, ok := v.Default()
 	return ok && d.IsConcrete()
+}
+
+// fieldErrors adds the errors of each of the service's fields, validated
+// one by one, to those of the whole: CUE stops at the first failing part
+// of a struct, so another field's mistake would only show on the next
+// run. And when a helper of the schema (a hidden field or let, such as
+// the joined platforms a rule reads) fails, it is because a field it reads
+// is not a concrete value: the user would read about a name they never
+// wrote, so the fields' errors replace the helper's. (convert drops the
+// repeats.)
+func fieldErrors(m cue.Value, err error) error {
+	if err == nil {
+		return nil
+	}
+	list := cueerrors.Errors(err)
+	var out, helpers cueerrors.Error
+	for _, e := range list {
+		if isHelper(e.Path()) {
+			helpers = cueerrors.Append(helpers, e)
+		} else {
+			out = cueerrors.Append(out, e)
+		}
+	}
+	for _, f := range serviceFields {
+		if v := m.LookupPath(f.path); v.Exists() {
+			if ferr := v.Validate(cue.Concrete(true), cue.All()); ferr != nil {
+				out = cueerrors.Append(out, cueerrors.Promote(ferr, ""))
+			}
+		}
+	}
+	if out == nil {
+		return helpers // a helper failed on concrete values: say so
+	}
+	return out
+}
+
+// isHelper reports whether an error's path goes through a hidden field
+// of the schema other than _policy, whose rules report with error().
+func isHelper(path []string) bool {
+	for i, s := range path {
+		if i > 0 && strings.HasPrefix(s, "_") && s != "_policy" {
+			return true
+		}
+	}
+	return false
 }
