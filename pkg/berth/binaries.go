@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/gzip" // inflates a third faster than compress/gzip
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -99,6 +100,7 @@ func readBlob(store string, d ocispecs.Descriptor, v any) error {
 func (b *builder) extracted(store string, layer ocispecs.Descriptor, name string) (string, error) {
 	dst := filepath.Join(b.cacheDir, "binaries", layer.Digest.Encoded(), name)
 	if _, err := os.Stat(dst); err == nil {
+		used(filepath.Dir(dst), time.Now())
 		return dst, nil
 	}
 	f, err := os.Open(export.BlobPath(store, layer))

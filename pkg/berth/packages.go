@@ -17,6 +17,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -52,6 +53,7 @@ func listPackages(ctx context.Context, modDir, cacheDir string, pl *plan.Plan) (
 	if b, err := os.ReadFile(cacheFile); err == nil {
 		var p llbgen.Packages
 		if json.Unmarshal(b, &p) == nil {
+			used(cacheFile, time.Now())
 			return p, nil
 		}
 	}

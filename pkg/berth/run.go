@@ -179,6 +179,7 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 				return nil, err
 			}
 		}
+		used(filepath.Dir(b.imageStore()), time.Now())
 		unlock, err := export.Lock(ctx, b.imageStore()+".lock")
 		if err != nil {
 			return nil, err
@@ -217,7 +218,15 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 		}
 		return nil, b.explain(err)
 	}
-	return b.publish(ctx, binTmp)
+	res, err = b.publish(ctx, binTmp)
+	if err == nil {
+		// The build is done: a cache that cannot be trimmed only stays
+		// larger.
+		if terr := trimCache(b.cacheDir, time.Now()); terr != nil {
+			fmt.Fprintf(b.stderr, "berth: %v\n", terr)
+		}
+	}
+	return res, err
 }
 
 // fromImage reports whether a target's binary is taken from its image's

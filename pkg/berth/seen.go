@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/berthbuild/berth/pkg/export"
 )
@@ -56,8 +57,13 @@ func (m memo) done(parts ...string) bool {
 			return false
 		}
 	}
-	_, err := os.Stat(m.path(parts...))
-	return err == nil
+	p := m.path(parts...)
+	st, err := os.Stat(p)
+	if err != nil {
+		return false
+	}
+	renew(p, st.ModTime(), time.Now())
+	return true
 }
 
 // record notes the work named by parts as done.

@@ -1,0 +1,99 @@
+package berth
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berthbuild/berth/pkg/export"
+)
+
+// berth's cache trims itself, as Go's build cache does: what grows with
+// every build (binaries extracted from changed layers, the notes of work
+// done on changed files, go list answers for changed sources, the image
+// stores of output directories) is deleted once unused for trimAge. A
+// build trims at most once per trimEvery, when it has succeeded. Use is
+// an entry's modification time, renewed when older than touchEvery, so a
+// warm build writes next to nothing. The toolchains (one per Go version
+// and platform, packed once) and the static base's files are kept.
+
+const (
+	trimAge    = 5 * 24 * time.Hour
+	trimEvery  = 24 * time.Hour
+	touchEvery = time.Hour
+)
+
+// trimmed are the directories of the cache whose entries are trimmed;
+// "seen" holds a directory of notes per kind of work.
+var trimmed = []string{"binaries", "golist", "oci", "seen/*"}
+
+// used marks the cache entry at path as used at now.
+func used(path string, now time.Time) {
+	if st, err := os.Stat(path); err == nil {
+		renew(path, st.ModTime(), now)
+	}
+}
+
+// renew marks the entry at path, last used at mtime, as used at now.
+func renew(path string, mtime, now time.Time) {
+	if now.Sub(mtime) > touchEvery {
+		_ = os.Chtimes(path, now, now)
+	}
+}
+
+// trimStamp records when the cache was last trimmed.
+const trimStamp = "trim.txt"
+
+// trimCache deletes the entries of the cache at dir unused for trimAge,
+// unless it was trimmed less than trimEvery ago.
+func trimCache(dir string, now time.Time) error {
+	stamp := filepath.Join(dir, trimStamp)
+	if b, err := os.ReadFile(stamp); err == nil {
+		if t, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			if d := now.Sub(time.Unix(t, 0)); d >= 0 && d < trimEvery {
+				return nil
+			}
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// The stamp first: concurrent builds do not all trim.
+	if err := export.WriteFile(stamp, []byte(strconv.FormatInt(now.Unix(), 10)+"\n"), 0o644); err != nil {
+		return err
+	}
+	var errs []error
+	for _, pattern := range trimmed {
+		dirs, err := filepath.Glob(filepath.Join(dir, filepath.FromSlash(pattern)))
+		if err != nil {
+			return err
+		}
+		for _, d := range dirs {
+			ents, err := os.ReadDir(d)
+			if err != nil {
+				if !errors.Is(err, fs.ErrNotExist) {
+					errs = append(errs, err)
+				}
+				continue
+			}
+			for _, e := range ents {
+				info, err := e.Info()
+				if err != nil || now.Sub(info.ModTime()) <= trimAge {
+					continue
+				}
+				if err := os.RemoveAll(filepath.Join(d, e.Name())); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("trim berth's cache %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+package berth
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestTrimCache(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Unix(1_800_000_000, 0)
+	old, recent := now.Add(-trimAge-time.Minute), now.Add(-trimAge+time.Minute)
+	entry := func(rel string, mtime time.Time) string {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// A binaries entry is the directory named by the layer's digest.
+	oldBin := filepath.Join(dir, "binaries", "aaaa")
+	entry("binaries/aaaa/svc", recent) // the file's own time does not count
+	if err := os.Chtimes(oldBin, old, old); err != nil {
+		t.Fatal(err)
+	}
+	newBin := filepath.Join(dir, "binaries", "bbbb")
+	entry("binaries/bbbb/svc", recent)
+	if err := os.Chtimes(newBin, recent, recent); err != nil {
+		t.Fatal(err)
+	}
+	gone := []string{
+		oldBin,
+		entry("golist/k1.json", old),
+		entry("seen/verified/k2", old),
+		entry("seen/bundles/k3", old),
+	}
+	kept := []string{
+		newBin,
+		entry("golist/k4.json", recent),
+		entry("seen/verified/k5", recent),
+		// Not trimmed, however old: the toolchains and the static base.
+		entry("toolchain-images/blobs/sha256/k6", old),
+		entry("toolchains/go1.26.8.linux-amd64/.complete", old),
+		entry("static/k7/ca.pem", old),
+	}
+	store := filepath.Join(dir, "oci", "cccc")
+	entry("oci/cccc/images/index.json", recent)
+	if err := os.Chtimes(store, old, old); err != nil {
+		t.Fatal(err)
+	}
+	gone = append(gone, store)
+
+	if err := trimCache(dir, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range gone {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s: not trimmed (%v)", p, err)
+		}
+	}
+	for _, p := range kept {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: trimmed: %v", p, err)
+		}
+	}
+
+	// Trimmed less than trimEvery ago: not again, though an entry aged.
+	aged := entry("golist/k8.json", old)
+	if err := trimCache(dir, now.Add(trimEvery-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(aged); err != nil {
+		t.Errorf("trimmed again within %v: %v", trimEvery, err)
+	}
+	if err := trimCache(dir, now.Add(trimEvery+time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(aged); !os.IsNotExist(err) {
+		t.Errorf("not trimmed after %v: %v", trimEvery, err)
+	}
+}
+
+func TestUsedRenewsOldEntries(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "entry")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	mtime := func() time.Time {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.ModTime()
+	}
+	// Used within touchEvery: left as it is (a warm build writes nothing).
+	fresh := now.Add(-touchEvery + time.Minute)
+	os.Chtimes(p, fresh, fresh)
+	used(p, now)
+	if !mtime().Equal(fresh) {
+		t.Errorf("renewed an entry used %v ago", now.Sub(fresh))
+	}
+	stale := now.Add(-touchEvery - time.Minute)
+	os.Chtimes(p, stale, stale)
+	used(p, now)
+	if !mtime().Equal(now) {
+		t.Errorf("entry used %v ago: mtime %v, want %v", now.Sub(stale), mtime(), now)
+	}
+}
+
+// A memo that is consulted stays: done renews it.
+func TestMemoDoneRenews(t *testing.T) {
+	m := memo{filepath.Join(t.TempDir(), "seen", "verified")}
+	m.record("k", "v")
+	p := m.path("k", "v")
+	long := time.Now().Add(-trimAge)
+	if err := os.Chtimes(p, long, long); err != nil {
+		t.Fatal(err)
+	}
+	if !m.done("k", "v") {
+		t.Fatal("recorded work not done")
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(st.ModTime()) > time.Minute {
+		t.Errorf("consulted memo keeps its time %v", st.ModTime())
+	}
+}
