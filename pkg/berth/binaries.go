@@ -70,6 +70,11 @@ func (b *builder) serviceBinaries(dir string, si *serviceImage) error {
 		if err != nil {
 			return fmt.Errorf("%s (%s): %w", t.Plan.Service, t.Plan.Platform, err)
 		}
+		if strings.Contains(layer.MediaType, "gzip") {
+			b.mu.Lock()
+			b.layers[targetID(t)] = export.Layer{Path: export.BlobPath(si.store, layer), Digest: layer.Digest.String()}
+			b.mu.Unlock()
+		}
 		dst := filepath.Join(dir, t.Plan.Service, strings.ReplaceAll(t.Plan.Platform, "/", "_"), t.Plan.BinaryName)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err

@@ -262,6 +262,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		o: o, proj: proj, eng: eng, nodes: nodes, graph: g, stderr: stderr, cacheDir: cacheDir,
 		outDir:    outPath(proj.Config.Dir, pl.OutDir),
 		manifests: map[string]export.Manifest{},
+		layers:    map[string]export.Layer{},
 	}
 	return b.run(ctx)
 }

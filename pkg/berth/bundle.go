@@ -1,6 +1,7 @@
 package berth
 
 import (
+	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/berthbuild/berth/pkg/export"
@@ -26,7 +28,9 @@ func BundleName(pl *plan.Plan, t plan.Target) string {
 
 // writeBundles writes, for every linux target with a binary and a unit,
 // a tarball with the binary, the unit, the env file and an install script.
-func writeBundles(p *Project, outDir string, side map[string][]byte, seen memo) ([]string, error) {
+// A binary from its image's layer (layers, by service/platform) is not
+// compressed again: the bundle ends with that layer (export.Layer).
+func writeBundles(p *Project, outDir string, side map[string][]byte, seen memo, layers map[string]export.Layer) ([]string, error) {
 	pl := p.Plan
 	mtime := time.Unix(pl.SourceDateEpoch, 0).UTC()
 	var out []string
@@ -34,6 +38,7 @@ func writeBundles(p *Project, outDir string, side map[string][]byte, seen memo) 
 		dest  string
 		bin   string // read when the bundle is written: binaries can be many
 		files []export.File
+		layer *export.Layer
 	}
 	var jobs []job
 	for _, t := range pl.Targets {
@@ -57,7 +62,11 @@ func writeBundles(p *Project, outDir string, side map[string][]byte, seen memo) 
 		}
 		files = append(files, export.File{Name: "install.sh", Mode: 0o755, Data: installScript(t, unitName, envName, envPath)})
 		dest := filepath.Join(outDir, "bundle", BundleName(pl, t))
-		jobs = append(jobs, job{dest, bin, files})
+		j := job{dest: dest, bin: bin, files: files}
+		if l, ok := layers[t.Service+"/"+t.Platform]; ok {
+			j.layer = &l
+		}
+		jobs = append(jobs, j)
 		out = append(out, dest)
 	}
 	// Compressing is the slow part: one bundle per core at a time.
@@ -73,18 +82,31 @@ func writeBundles(p *Project, outDir string, side map[string][]byte, seen memo) 
 				fmt.Fprintf(h, "%s %o %d\n", f.Name, f.Mode, len(f.Data))
 				h.Write(f.Data)
 			}
-			rest := hex.EncodeToString(h.Sum(nil))
 			binKey := fileKey(j.bin)
+			if j.layer != nil {
+				// Whether the layer can end the bundle follows from the
+				// layer, the binary and the time: all in the key.
+				fmt.Fprintf(h, "layer %s\n", j.layer.Digest)
+			}
+			rest := hex.EncodeToString(h.Sum(nil))
 			if seen.done(fileKey(j.dest), binKey, rest) {
 				return nil
 			}
-			bin, err := os.ReadFile(j.bin)
-			if err != nil {
-				return err
+			layer := j.layer
+			if layer != nil && !holdsOnly(*layer, j.files[0], j.bin, mtime) {
+				layer = nil
 			}
 			files := append([]export.File(nil), j.files...)
-			files[0].Data = bin
-			if _, err = export.WriteBundle(j.dest, files, mtime); err != nil {
+			if layer != nil {
+				files[0].Layer = layer
+			} else {
+				bin, err := os.ReadFile(j.bin)
+				if err != nil {
+					return err
+				}
+				files[0].Data = bin
+			}
+			if _, err := export.WriteBundle(j.dest, files, mtime); err != nil {
 				return err
 			}
 			seen.record(fileKey(j.dest), binKey, rest)
@@ -104,4 +126,32 @@ func installScript(t plan.Target, unit, env, envPath string) []byte {
 	fmt.Fprintf(&b, "install -D -m 0644 %s /etc/systemd/system/%s\n", unit, unit)
 	fmt.Fprintf(&b, "systemctl daemon-reload\nsystemctl enable --now %s\n", unit)
 	return b.Bytes()
+}
+
+// holdsOnly reports whether layer's tar starts with f as a bundle writes
+// it (owned by root, f's mode, mtime) and as large as the binary at bin:
+// then it is the binary's layer of berth's image, which holds nothing
+// else (llbgen), so the bundle can end with it. Only the first header is
+// read.
+func holdsOnly(layer export.Layer, f export.File, bin string, mtime time.Time) bool {
+	st, err := os.Stat(bin)
+	if err != nil {
+		return false
+	}
+	r, err := os.Open(layer.Path)
+	if err != nil {
+		return false
+	}
+	defer r.Close()
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return false
+	}
+	h, err := tar.NewReader(zr).Next()
+	if err != nil {
+		return false
+	}
+	return h.Typeflag == tar.TypeReg && strings.TrimPrefix(h.Name, "./") == f.Name && h.Mode == f.Mode &&
+		h.Uid == 0 && h.Gid == 0 && h.Uname == "" && h.Gname == "" && h.ModTime.Equal(mtime) &&
+		h.Size == st.Size() && len(h.PAXRecords) == 0
 }

@@ -6,6 +6,7 @@ package berth
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"debug/elf"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -348,6 +350,40 @@ func TestBuildHello(t *testing.T) {
 	plain, err := os.ReadFile(filepath.Join(dir, "dist/bin/hello/linux_amd64/hello"))
 	if err != nil || !bytes.Equal(plain, fileIn(t, img, "/hello")) {
 		t.Fatalf("dist/bin binary differs from the image's: %v", err)
+	}
+	// The bundle ends with the binary, and the binary is the image's own
+	// layer as it is: not compressed a second time.
+	if len(res.Bundles) != 1 {
+		t.Fatalf("bundles %v", res.Bundles)
+	}
+	bundle, err := os.ReadFile(res.Bundles[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl, err := layers[0].Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawLayer, _ := io.ReadAll(rl)
+	rl.Close()
+	if len(rawLayer) == 0 || !bytes.HasSuffix(bundle, rawLayer) {
+		t.Errorf("the bundle (%d bytes) does not end with the image's layer (%d bytes)", len(bundle), len(rawLayer))
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(bundle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []string
+	eachTarEntry(t, zr, func(h *tar.Header, r io.Reader) {
+		entries = append(entries, h.Name)
+		if h.Name == "hello" {
+			if b, _ := io.ReadAll(r); !bytes.Equal(b, plain) {
+				t.Error("the bundle's binary differs from dist/bin's")
+			}
+		}
+	})
+	if len(entries) < 3 || entries[len(entries)-1] != "hello" || !slices.Contains(entries, "install.sh") || !slices.Contains(entries, "hello.service") {
+		t.Errorf("bundle entries %v, want install.sh, hello.service, ... and the binary last", entries)
 	}
 	// Nothing temporary is left behind.
 	ents, _ := os.ReadDir(filepath.Join(dir, "dist"))

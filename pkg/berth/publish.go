@@ -83,7 +83,7 @@ func (b *builder) publish(ctx context.Context, binTmp string) (*BuildResult, err
 		res.Generated = append(res.Generated, outPath(b.proj.Config.Dir, f))
 	}
 	if binTmp != "" {
-		if res.Bundles, err = writeBundles(b.proj, b.outDir, side, b.memo("bundles")); err != nil {
+		if res.Bundles, err = writeBundles(b.proj, b.outDir, side, b.memo("bundles"), b.layers); err != nil {
 			return nil, err
 		}
 		tracerFrom(ctx).mark("bundles")

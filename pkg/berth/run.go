@@ -56,6 +56,9 @@ type builder struct {
 	results   []*serviceImage
 	// manifests maps a target (service/platform) to its image manifest.
 	manifests map[string]export.Manifest
+	// layers maps a target whose binary came from its image to the
+	// image's gzip layer that holds it (see export.Layer).
+	layers map[string]export.Layer
 
 	loaded         []string
 	dockerArchives []string

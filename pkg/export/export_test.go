@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -148,5 +149,85 @@ func TestUpdateFile(t *testing.T) {
 	}
 	if st, _ := os.Lstat(link); !st.Mode().IsRegular() {
 		t.Fatal("the symlink is still there")
+	}
+}
+
+// A bundle whose binary comes from its image's layer ends with the layer
+// as it is: gzip readers and GNU tar read one archive, binary last.
+func TestBundleWithLayer(t *testing.T) {
+	dir := t.TempDir()
+	epoch := time.Unix(1700000000, 0)
+	bin := bytes.Repeat([]byte("binary "), 1000)
+	var layer bytes.Buffer
+	zw := gzip.NewWriter(&layer)
+	tw := tar.NewWriter(zw)
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "svc", Mode: 0o755, Size: int64(len(bin)), ModTime: epoch, Format: tar.FormatUSTAR}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write(bin)
+	tw.Close()
+	zw.Close()
+	blob := filepath.Join(dir, "blob")
+	if err := os.WriteFile(blob, layer.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files := []File{
+		{Name: "svc", Mode: 0o755, Layer: &Layer{Path: blob, Digest: "sha256:1"}},
+		{Name: "install.sh", Mode: 0o755, Data: []byte("#!/bin/sh\n")},
+		{Name: "svc.service", Mode: 0o644, Data: []byte("[Unit]\n")},
+	}
+	out := filepath.Join(dir, "b.tar.gz")
+	if wrote, err := WriteBundle(out, files, epoch); err != nil || !wrote {
+		t.Fatalf("WriteBundle: %v, %v", wrote, err)
+	}
+	data, _ := os.ReadFile(out)
+	if !bytes.HasSuffix(data, layer.Bytes()) {
+		t.Error("the bundle does not end with the layer as it is")
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+		if h.Name == "svc" {
+			got, _ := io.ReadAll(tr)
+			if !bytes.Equal(got, bin) {
+				t.Error("svc: not the layer's file")
+			}
+		}
+	}
+	if want := []string{"install.sh", "svc.service", "svc"}; !equal(names, want) {
+		t.Errorf("entries %v, want %v", names, want)
+	}
+	if tarBin, err := exec.LookPath("tar"); err == nil {
+		x := filepath.Join(dir, "x")
+		os.Mkdir(x, 0o755)
+		if b, err := exec.Command(tarBin, "-xzf", out, "-C", x).CombinedOutput(); err != nil {
+			t.Fatalf("tar -xzf: %v\n%s", err, b)
+		}
+		if got, err := os.ReadFile(filepath.Join(x, "svc")); err != nil || !bytes.Equal(got, bin) {
+			t.Errorf("tar extracted svc: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(x, "svc.service")); err != nil {
+			t.Error(err)
+		}
+	}
+	// The layer is an input by digest: the same one leaves the bundle, another rewrites it.
+	if wrote, err := WriteBundle(out, files, epoch); err != nil || wrote {
+		t.Errorf("an up-to-date bundle was rewritten (%v, %v)", wrote, err)
+	}
+	files[0].Layer = &Layer{Path: blob, Digest: "sha256:2"}
+	if wrote, err := WriteBundle(out, files, epoch); err != nil || !wrote {
+		t.Errorf("a bundle of another layer was not rewritten (%v, %v)", wrote, err)
 	}
 }
