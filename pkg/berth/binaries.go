@@ -35,9 +35,12 @@ func (b *builder) binariesFromImages(dir string) error {
 }
 
 func (b *builder) serviceBinaries(dir string, si *serviceImage) error {
+	// Every image target with a binary: its layer serves the bundle
+	// (writeBundles) whether or not its binary comes from it, so bundles
+	// do not depend on how the binaries were exported.
 	var targets []llbgen.Target
 	for _, t := range b.images(si.service) {
-		if t.Plan.Outputs.Binary && b.fromImage(t) {
+		if t.Plan.Outputs.Binary && !b.eng.NoOCIExporter {
 			targets = append(targets, t)
 		}
 	}
@@ -66,14 +69,17 @@ func (b *builder) serviceBinaries(dir string, si *serviceImage) error {
 			return fmt.Errorf("%s (%s): image without layers", t.Plan.Service, t.Plan.Platform)
 		}
 		layer := m.Layers[len(m.Layers)-1]
-		bin, err := b.extracted(si.store, layer, t.Plan.BinaryName)
-		if err != nil {
-			return fmt.Errorf("%s (%s): %w", t.Plan.Service, t.Plan.Platform, err)
-		}
 		if strings.Contains(layer.MediaType, "gzip") {
 			b.mu.Lock()
 			b.layers[targetID(t)] = export.Layer{Path: export.BlobPath(si.store, layer), Digest: layer.Digest.String()}
 			b.mu.Unlock()
+		}
+		if !b.fromImage(t) {
+			continue // exported as a file (see fromImage)
+		}
+		bin, err := b.extracted(si.store, layer, t.Plan.BinaryName)
+		if err != nil {
+			return fmt.Errorf("%s (%s): %w", t.Plan.Service, t.Plan.Platform, err)
 		}
 		dst := filepath.Join(dir, t.Plan.Service, strings.ReplaceAll(t.Plan.Platform, "/", "_"), t.Plan.BinaryName)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {

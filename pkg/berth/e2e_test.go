@@ -356,19 +356,7 @@ func TestBuildHello(t *testing.T) {
 	if len(res.Bundles) != 1 {
 		t.Fatalf("bundles %v", res.Bundles)
 	}
-	bundle, err := os.ReadFile(res.Bundles[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	rl, err := layers[0].Compressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rawLayer, _ := io.ReadAll(rl)
-	rl.Close()
-	if len(rawLayer) == 0 || !bytes.HasSuffix(bundle, rawLayer) {
-		t.Errorf("the bundle (%d bytes) does not end with the image's layer (%d bytes)", len(bundle), len(rawLayer))
-	}
+	bundle := bundleEndsWithLayer(t, res.Bundles[0], img)
 	zr, err := gzip.NewReader(bytes.NewReader(bundle))
 	if err != nil {
 		t.Fatal(err)
@@ -392,6 +380,30 @@ func TestBuildHello(t *testing.T) {
 			t.Errorf("left behind: dist/%s", e.Name())
 		}
 	}
+}
+
+// bundleEndsWithLayer checks that the bundle at path ends with img's last
+// layer as it is, and returns the bundle.
+func bundleEndsWithLayer(t *testing.T, path string, img v1.Image) []byte {
+	t.Helper()
+	bundle, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) == 0 {
+		t.Fatalf("image layers: %v", err)
+	}
+	rl, err := layers[len(layers)-1].Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rl.Close()
+	raw, _ := io.ReadAll(rl)
+	if len(raw) == 0 || !bytes.HasSuffix(bundle, raw) {
+		t.Errorf("%s (%d bytes) does not end with the image's layer (%d bytes)", filepath.Base(path), len(bundle), len(raw))
+	}
+	return bundle
 }
 
 func TestBuildReproducible(t *testing.T) {

@@ -178,6 +178,13 @@ cache: to: ["type=local,dest=`+cacheDir+`,mode=max"]
 	if _, err := os.Stat(filepath.Join(cacheDir, "index.json")); err != nil {
 		t.Fatalf("no cache was exported to %s: %v", cacheDir, err)
 	}
+	// A build that exports a cache takes its binaries from a local export,
+	// not from the images; its bundle is the same as any build's: it ends
+	// with the image's layer.
+	if len(first.Bundles) != 1 {
+		t.Fatalf("bundles %v", first.Bundles)
+	}
+	bundleEndsWithLayer(t, first.Bundles[0], image(t, first.Layout, first.Images[0].Ref, "linux/amd64"))
 	if _, err := engine.Stop(t.Context(), eo); err != nil {
 		t.Fatal(err)
 	}
