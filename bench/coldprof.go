@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -60,7 +61,7 @@ var clientAreas = []area{
 	{"hashing (sha256: blobs, bundle inputs)", []string{"crypto/internal/fips140/sha256", "crypto/sha256"}},
 	{"config: load, validate, plan (CUE)", []string{"cuelang.org/go", "berth/pkg/config.", "berth/pkg/plan."}},
 	{"LLB generation and marshalling", []string{"moby/buildkit/client/llb", "berth/pkg/llbgen."}},
-	{"go list of the services' packages", []string{"berth/pkg/berth.goList", "berth/pkg/berth.(*packages)", "os/exec."}},
+	{"go list of the services' packages", []string{"berth/pkg/berth.goList", "berth/pkg/berth.listPackages"}},
 	{"sessions and gRPC (sources out, layers in)", []string{"google.golang.org/grpc", "golang.org/x/net/http2", "tonistiigi/fsutil", "containerd/v2/plugins/content/local"}},
 	{"progress display", []string{"util/progress/progressui", "tonistiigi/vt100"}},
 	{"Go runtime (GC, scheduler)", []string{"runtime.gcBgMarkWorker", "runtime.gcDrain", "runtime.schedule", "runtime.findRunnable", "runtime.bgsweep", "runtime.bgscavenge", "runtime.mallocgc"}},
@@ -135,6 +136,12 @@ func profileCold(ctx context.Context, br *berthRunner, work string, profileFor t
 	if err := resetEngine(ctx, pr.engineOpts(), br.trash); err != nil {
 		return nil, err
 	}
+	// The next section starts its own engine: never this profiled one.
+	defer func() {
+		if err := resetEngine(context.WithoutCancel(ctx), pr.engineOpts(), br.trash); err != nil {
+			log.Printf("cold profile: stop the engine: %v", err)
+		}
+	}()
 	if err := br.resetCache(); err != nil {
 		return nil, err
 	}
@@ -155,9 +162,6 @@ func profileCold(ctx context.Context, br *berthRunner, work string, profileFor t
 	}
 	wall := time.Since(start)
 	if err := <-got; err != nil {
-		return nil, err
-	}
-	if err := resetEngine(ctx, pr.engineOpts(), br.trash); err != nil {
 		return nil, err
 	}
 	cp := &coldProfile{Wall: wall.Seconds()}
@@ -184,15 +188,19 @@ func profileCold(ctx context.Context, br *berthRunner, work string, profileFor t
 	return cp, nil
 }
 
-// fetchProfile waits for the engine's debug address, then asks it for a
-// CPU profile of d and writes it to path.
+// fetchProfile waits (a minute at most) for the engine's debug address,
+// then asks it for a CPU profile of d and writes it to path.
 func fetchProfile(ctx context.Context, addr string, d time.Duration, path string) error {
 	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds()))
+	deadline := time.Now().Add(time.Minute)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
 			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the engine's debug address %s did not answer: %v", addr, err)
 		}
 		select {
 		case <-ctx.Done():

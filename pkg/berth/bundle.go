@@ -92,9 +92,14 @@ func writeBundles(p *Project, outDir string, side map[string][]byte, seen memo, 
 			if seen.done(fileKey(j.dest), binKey, rest) {
 				return nil
 			}
-			layer := j.layer
-			if layer != nil && !holdsOnly(*layer, j.files[0], j.bin, mtime) {
-				layer = nil
+			layer, record := j.layer, true
+			if layer != nil {
+				ok, err := holdsOnly(*layer, j.files[0], j.bin, mtime)
+				if !ok {
+					// Compressed here instead; an unreadable layer is tried
+					// again next time, not remembered as unfit.
+					layer, record = nil, err == nil
+				}
 			}
 			files := append([]export.File(nil), j.files...)
 			if layer != nil {
@@ -109,7 +114,9 @@ func writeBundles(p *Project, outDir string, side map[string][]byte, seen memo, 
 			if _, err := export.WriteBundle(j.dest, files, mtime); err != nil {
 				return err
 			}
-			seen.record(fileKey(j.dest), binKey, rest)
+			if record {
+				seen.record(fileKey(j.dest), binKey, rest)
+			}
 			return nil
 		})
 	}
@@ -128,30 +135,34 @@ func installScript(t plan.Target, unit, env, envPath string) []byte {
 	return b.Bytes()
 }
 
-// holdsOnly reports whether layer's tar starts with f as a bundle writes
-// it (owned by root, f's mode, mtime) and as large as the binary at bin:
-// then it is the binary's layer of berth's image, which holds nothing
-// else (llbgen), so the bundle can end with it. Only the first header is
-// read.
-func holdsOnly(layer export.Layer, f export.File, bin string, mtime time.Time) bool {
+// holdsOnly reports whether layer's tar is f alone, as a bundle writes it
+// (owned by root, f's mode, mtime), as large as the binary at bin: its
+// first header says so, and its size (in the gzip trailer) leaves room
+// for nothing else, so the bundle can end with it (export.Layer). Only
+// the header and the trailer are read. Errors are those of reading.
+func holdsOnly(layer export.Layer, f export.File, bin string, mtime time.Time) (bool, error) {
 	st, err := os.Stat(bin)
 	if err != nil {
-		return false
+		return false, err
+	}
+	tarSize := 512 + (st.Size()+511)/512*512 + 1024 // header, data, end
+	if ok, err := export.LayerFits(layer.Path, tarSize); !ok || err != nil {
+		return false, err
 	}
 	r, err := os.Open(layer.Path)
 	if err != nil {
-		return false
+		return false, err
 	}
 	defer r.Close()
 	zr, err := gzip.NewReader(r)
 	if err != nil {
-		return false
+		return false, nil
 	}
 	h, err := tar.NewReader(zr).Next()
 	if err != nil {
-		return false
+		return false, nil
 	}
 	return h.Typeflag == tar.TypeReg && strings.TrimPrefix(h.Name, "./") == f.Name && h.Mode == f.Mode &&
 		h.Uid == 0 && h.Gid == 0 && h.Uname == "" && h.Gname == "" && h.ModTime.Equal(mtime) &&
-		h.Size == st.Size() && len(h.PAXRecords) == 0
+		h.Size == st.Size() && len(h.PAXRecords) == 0, nil
 }

@@ -184,7 +184,7 @@ cache: to: ["type=local,dest=`+cacheDir+`,mode=max"]
 	if len(first.Bundles) != 1 {
 		t.Fatalf("bundles %v", first.Bundles)
 	}
-	bundleEndsWithLayer(t, first.Bundles[0], image(t, first.Layout, first.Images[0].Ref, "linux/amd64"))
+	bundleHoldsLayer(t, first.Bundles[0], image(t, first.Layout, first.Images[0].Ref, "linux/amd64"))
 	if _, err := engine.Stop(t.Context(), eo); err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,20 @@ func (l *Loader) convert(err error, sc scope) error {
 		// the field's @msg; a conflict between only the user's own values
 		// and rules keeps CUE's message.
 		rewritten := false
-		if strings.HasPrefix(msg, "incomplete value ") {
+		incomplete := strings.HasPrefix(msg, "incomplete value ") || strings.Contains(msg, "non-concrete value")
+		if m, field, at := fieldMsg(sc.root, full); !incomplete && m != "" && sc.value != nil {
+			// Only when the user's own value breaks our constraint: a
+			// conflict with their own rules keeps CUE's message, and so
+			// does a value that is only not concrete yet (see below).
+			if uv, ok := sc.value(at); ok {
+				if u := field.Unify(uv); u.Validate() != nil {
+					msg, rewritten = m, true
+				} else if u.Validate(cue.Concrete(true)) != nil {
+					incomplete = true
+				}
+			}
+		}
+		if incomplete {
 			// A type or a bound where a value is needed (`description:
 			// string`): not a value our rule refuses. CUE's message shows
 			// the field's merged constraint, the schema's part included;
@@ -83,12 +96,6 @@ func (l *Loader) convert(err error, sc scope) error {
 				if uv, ok := sc.value(rel); ok {
 					msg += fmt.Sprintf(" (here: %v)", uv)
 				}
-			}
-		} else if m, field, at := fieldMsg(sc.root, full); m != "" && sc.value != nil {
-			// Only when the user's own value breaks our constraint: a
-			// conflict with their own rules keeps CUE's message.
-			if uv, ok := sc.value(at); ok && field.Unify(uv).Validate(cue.Concrete(true)) != nil {
-				msg, rewritten = m, true
 			}
 		}
 		// A conflict's own positions in the user's files come first: they

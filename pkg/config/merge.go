@@ -340,7 +340,7 @@ func fieldErrors(m cue.Value, err error) error {
 	list := cueerrors.Errors(err)
 	var out, helpers cueerrors.Error
 	for _, e := range list {
-		if isHelper(e.Path()) {
+		if isHelper(e) {
 			helpers = cueerrors.Append(helpers, e)
 		} else {
 			out = cueerrors.Append(out, e)
@@ -359,11 +359,22 @@ func fieldErrors(m cue.Value, err error) error {
 	return out
 }
 
-// isHelper reports whether an error's path goes through a hidden field
-// of the schema other than _policy, whose rules report with error().
-func isHelper(path []string) bool {
-	for i, s := range path {
+// isHelper reports whether an error is a helper's of the schema: its path
+// goes through a hidden field other than _policy (whose rules report with
+// error()), and it points into the schema. A hidden field of the user's
+// own is theirs to read about.
+func isHelper(e cueerrors.Error) bool {
+	hidden := false
+	for i, s := range e.Path() {
 		if i > 0 && strings.HasPrefix(s, "_") && s != "_policy" {
+			hidden = true
+		}
+	}
+	if !hidden {
+		return false
+	}
+	for _, p := range cueerrors.Positions(e) {
+		if p.Filename() == schemaFile {
 			return true
 		}
 	}

@@ -4,10 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"hash/crc32"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -181,12 +183,19 @@ func TestBundleWithLayer(t *testing.T) {
 		t.Fatalf("WriteBundle: %v, %v", wrote, err)
 	}
 	data, _ := os.ReadFile(out)
-	if !bytes.HasSuffix(data, layer.Bytes()) {
-		t.Error("the bundle does not end with the layer as it is")
+	// The layer's deflate stream as it is, between its header and trailer.
+	if lb := layer.Bytes(); !bytes.Contains(data, lb[10:len(lb)-8]) {
+		t.Error("the bundle does not hold the layer's deflate stream as it is")
 	}
+	// One member: a reader that stops after the first (as streaming
+	// readers do) reads everything, and its CRC and size check out.
 	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
+	}
+	zr.Multistream(false)
+	if !strings.HasPrefix(zr.Comment, "berth-inputs:") {
+		t.Errorf("gzip comment %q", zr.Comment)
 	}
 	tr := tar.NewReader(zr)
 	var names []string
@@ -209,6 +218,12 @@ func TestBundleWithLayer(t *testing.T) {
 	if want := []string{"install.sh", "svc.service", "svc"}; !equal(names, want) {
 		t.Errorf("entries %v, want %v", names, want)
 	}
+	if rest, err := io.ReadAll(zr); err != nil || len(rest) != 0 {
+		t.Errorf("after the archive: %d bytes, %v (the trailer's CRC and size)", len(rest), err)
+	}
+	if _, err := zr.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("a second member: %v", err)
+	}
 	if tarBin, err := exec.LookPath("tar"); err == nil {
 		x := filepath.Join(dir, "x")
 		os.Mkdir(x, 0o755)
@@ -229,5 +244,18 @@ func TestBundleWithLayer(t *testing.T) {
 	files[0].Layer = &Layer{Path: blob, Digest: "sha256:2"}
 	if wrote, err := WriteBundle(out, files, epoch); err != nil || !wrote {
 		t.Errorf("a bundle of another layer was not rewritten (%v, %v)", wrote, err)
+	}
+}
+
+func TestCRC32Combine(t *testing.T) {
+	data := make([]byte, 100_000)
+	for i := range data {
+		data[i] = byte(i*7 + i>>9)
+	}
+	for _, cut := range []int{0, 1, 511, 4096, 99_999, 100_000} {
+		a, b := data[:cut], data[cut:]
+		if got, want := crc32Combine(crc32.ChecksumIEEE(a), crc32.ChecksumIEEE(b), int64(len(b))), crc32.ChecksumIEEE(data); got != want {
+			t.Errorf("cut at %d: %08x, want %08x", cut, got, want)
+		}
 	}
 }
