@@ -1,7 +1,6 @@
 package berth
 
 import (
-	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/berthbuild/berth/pkg/export"
@@ -94,7 +92,7 @@ func writeBundles(p *Project, outDir string, side map[string][]byte, seen memo, 
 			}
 			layer, record := j.layer, true
 			if layer != nil {
-				ok, err := holdsOnly(*layer, j.files[0], j.bin, mtime)
+				ok, err := layerFits(*layer, j.files[0], j.bin, mtime)
 				if !ok {
 					// Compressed here instead; an unreadable layer is tried
 					// again next time, not remembered as unfit.
@@ -135,34 +133,12 @@ func installScript(t plan.Target, unit, env, envPath string) []byte {
 	return b.Bytes()
 }
 
-// holdsOnly reports whether layer's tar is f alone, as a bundle writes it
-// (owned by root, f's mode, mtime), as large as the binary at bin: its
-// first header says so, and its size (in the gzip trailer) leaves room
-// for nothing else, so the bundle can end with it (export.Layer). Only
-// the header and the trailer are read. Errors are those of reading.
-func holdsOnly(layer export.Layer, f export.File, bin string, mtime time.Time) (bool, error) {
+// layerFits reports whether layer holds only the binary at bin, as the
+// bundle's file f (export.LayerFits). Errors are those of reading.
+func layerFits(layer export.Layer, f export.File, bin string, mtime time.Time) (bool, error) {
 	st, err := os.Stat(bin)
 	if err != nil {
 		return false, err
 	}
-	tarSize := 512 + (st.Size()+511)/512*512 + 1024 // header, data, end
-	if ok, err := export.LayerFits(layer.Path, tarSize); !ok || err != nil {
-		return false, err
-	}
-	r, err := os.Open(layer.Path)
-	if err != nil {
-		return false, err
-	}
-	defer r.Close()
-	zr, err := gzip.NewReader(r)
-	if err != nil {
-		return false, nil
-	}
-	h, err := tar.NewReader(zr).Next()
-	if err != nil {
-		return false, nil
-	}
-	return h.Typeflag == tar.TypeReg && strings.TrimPrefix(h.Name, "./") == f.Name && h.Mode == f.Mode &&
-		h.Uid == 0 && h.Gid == 0 && h.Uname == "" && h.Gname == "" && h.ModTime.Equal(mtime) &&
-		h.Size == st.Size() && len(h.PAXRecords) == 0, nil
+	return export.LayerFits(layer.Path, f.Name, f.Mode, st.Size(), mtime)
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/klauspost/compress/flate"
@@ -189,11 +190,14 @@ func gzipBody(b []byte) (body []byte, crc, size uint32, err error) {
 	return b[10 : len(b)-8], binary.LittleEndian.Uint32(t), binary.LittleEndian.Uint32(t[4:]), nil
 }
 
-// LayerFits reports whether the gzip file at path has the plain header
-// WriteBundle splices after and a trailer that records tarSize bytes: with
-// one member, the size of the whole tar (a second member would record only
-// its own). Errors are those of reading the file.
-func LayerFits(path string, tarSize int64) (bool, error) {
+// LayerFits reports whether the gzip layer at path holds only the
+// bundle file name, as WriteBundle writes one (a regular file owned by
+// root, with mode, size bytes and mtime), in a form WriteBundle can splice
+// in: a plain header, and a trailer that records exactly that one-entry
+// tar (a second member, or another entry, would record another size).
+// Only the gzip header and trailer and the first tar header are read.
+// Errors are those of reading the file.
+func LayerFits(path, name string, mode, size int64, mtime time.Time) (bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return false, err
@@ -203,6 +207,7 @@ func LayerFits(path string, tarSize int64) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	tarSize := 512 + (size+511)/512*512 + 1024 // header, data, end
 	if st.Size() < 18 || tarSize >= 1<<32 {
 		return false, nil
 	}
@@ -213,8 +218,20 @@ func LayerFits(path string, tarSize int64) (bool, error) {
 	if _, err := f.ReadAt(t[:], st.Size()-4); err != nil {
 		return false, err
 	}
-	plain := h[0] == 0x1f && h[1] == 0x8b && h[2] == 8 && h[3] == 0
-	return plain && binary.LittleEndian.Uint32(t[:]) == uint32(tarSize), nil
+	if h != [4]byte{0x1f, 0x8b, 8, 0} || binary.LittleEndian.Uint32(t[:]) != uint32(tarSize) {
+		return false, nil
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return false, nil
+	}
+	th, err := tar.NewReader(zr).Next()
+	if err != nil {
+		return false, nil
+	}
+	return th.Typeflag == tar.TypeReg && strings.TrimPrefix(th.Name, "./") == name && th.Mode == mode &&
+		th.Uid == 0 && th.Gid == 0 && th.Uname == "" && th.Gname == "" && th.ModTime.Equal(mtime) &&
+		th.Size == size && len(th.PAXRecords) == 0, nil
 }
 
 // crc32Combine is the IEEE CRC-32 of A followed by B, from the CRCs of A

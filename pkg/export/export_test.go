@@ -41,21 +41,13 @@ func TestBundleIsReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := tar.NewReader(zr)
 	var names []string
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	tarEntries(t, zr, func(h *tar.Header, _ io.Reader) {
 		names = append(names, h.Name)
 		if h.Uid != 0 || h.Gid != 0 || !h.ModTime.Equal(epoch) {
 			t.Errorf("%s: uid %d gid %d mtime %v", h.Name, h.Uid, h.Gid, h.ModTime)
 		}
-	}
+	})
 	if want := []string{"install.sh", "svc", "svc.service"}; !equal(names, want) {
 		t.Errorf("entries %v, want %v", names, want)
 	}
@@ -66,6 +58,22 @@ func TestBundleIsReproducible(t *testing.T) {
 	files[0].Data = []byte("binary v2")
 	if wrote, err := WriteBundle(a, files, epoch); err != nil || !wrote {
 		t.Errorf("a changed bundle was not rewritten (%v, %v)", wrote, err)
+	}
+}
+
+// tarEntries calls each for every entry of the tar r, in order.
+func tarEntries(t *testing.T, r io.Reader, each func(*tar.Header, io.Reader)) {
+	t.Helper()
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		each(h, tr)
 	}
 }
 
@@ -197,24 +205,15 @@ func TestBundleWithLayer(t *testing.T) {
 	if !strings.HasPrefix(zr.Comment, "berth-inputs:") {
 		t.Errorf("gzip comment %q", zr.Comment)
 	}
-	tr := tar.NewReader(zr)
 	var names []string
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	tarEntries(t, zr, func(h *tar.Header, r io.Reader) {
 		names = append(names, h.Name)
 		if h.Name == "svc" {
-			got, _ := io.ReadAll(tr)
-			if !bytes.Equal(got, bin) {
+			if got, _ := io.ReadAll(r); !bytes.Equal(got, bin) {
 				t.Error("svc: not the layer's file")
 			}
 		}
-	}
+	})
 	if want := []string{"install.sh", "svc.service", "svc"}; !equal(names, want) {
 		t.Errorf("entries %v, want %v", names, want)
 	}

@@ -95,21 +95,13 @@ func TestAssembleIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tr := tar.NewReader(f)
 	var names []string
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	tarEntries(t, f, func(h *tar.Header, _ io.Reader) {
 		if !h.ModTime.Equal(epoch) {
 			t.Errorf("%s: time %v", h.Name, h.ModTime)
 		}
 		names = append(names, h.Name)
-	}
+	})
 	if len(names) != 2+2+7 { // oci-layout, index.json, 2 dirs, index + 2×(manifest, config, layer)
 		t.Errorf("archive entries: %v", names)
 	}
