@@ -216,8 +216,9 @@ func parseBuildOutput(stderr []byte) *buildRun {
 
 // timeline groups the steps that ran, in the order they started: the
 // toolchain, each standard-library and shared-packages step, each
-// platform's service steps (from the first start to the last end), the
-// export.
+// platform's service steps (from the first start to the last end), each
+// export (a solve's: berth exports each platform's images when they are
+// built).
 func timeline(ran []*client.Vertex) []span {
 	var t0 time.Time
 	for _, v := range ran {
@@ -233,7 +234,7 @@ func timeline(ran []*client.Vertex) []span {
 			continue
 		}
 		s, e := v.Started.Sub(t0).Seconds(), v.Completed.Sub(t0).Seconds()
-		if g := groups[name]; g != nil {
+		if g := groups[name]; g != nil && name != "export" {
 			g.Start, g.End = min(g.Start, s), max(g.End, e)
 			continue
 		}

@@ -26,6 +26,7 @@ func TestTimeline(t *testing.T) {
 		v("[berth] go build svc-01 (linux/arm/v7)", 81, 84),
 		v("[berth] source of svc-01", 1.5, 1.6),
 		v("exporting to oci image format", 84, 88),
+		v("exporting to oci image format", 44, 45),
 		{Name: "[berth] go build svc-03 (linux/amd64)"}, // never started
 	}
 	want := []span{
@@ -34,6 +35,7 @@ func TestTimeline(t *testing.T) {
 		{"shared (linux/amd64)", 37, 38},
 		{"std (linux/arm64)", 37, 79},
 		{"services (linux/amd64)", 38, 43},
+		{"export", 43, 44},
 		{"services (linux/arm/v7)", 80, 83},
 		{"export", 83, 87},
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -20,79 +19,74 @@ import (
 	"github.com/berthbuild/berth/pkg/llbgen"
 )
 
-// binariesFromImages puts into dir, as <service>/<os_arch>/<binary>, the
-// binary of every target taken from its image: the last layer of the
-// platform's manifest in the service's OCI store. Extracted binaries are
-// kept by layer digest, so a layer seen before costs a hard link.
-func (b *builder) binariesFromImages(dir string) error {
-	// Extracting (gunzip) is the slow part: a service per core at a time.
+// unitBinaries puts into dir, as <service>/<os_arch>/<binary>, the binary
+// of every target of unit u taken from its image: the last layer of its
+// manifest in the unit's store. It runs as soon as the unit's solve has
+// exported, while the other units still build: with the platforms in
+// units of their own (imageUnits), the first platform's binaries are out
+// while the next one compiles. Extracted binaries are kept by layer
+// digest, so a layer seen before costs a hard link.
+func (b *builder) unitBinaries(dir string, u *imageUnit) error {
+	if b.eng.NoOCIExporter {
+		return nil
+	}
 	var eg errgroup.Group
-	eg.SetLimit(runtime.GOMAXPROCS(0))
-	for _, si := range b.results {
-		eg.Go(func() error { return b.serviceBinaries(dir, si) })
+	for _, t := range u.imgs {
+		// Every image target with a binary: its layer serves the bundle
+		// (writeBundles) whether or not its binary comes from it, so
+		// bundles do not depend on how the binaries were exported.
+		if !t.Plan.Outputs.Binary {
+			continue
+		}
+		b.mu.Lock()
+		m, ok := b.manifests[targetID(t)]
+		b.mu.Unlock()
+		if !ok {
+			return fmt.Errorf("%s (%s): no image was exported", t.Plan.Service, t.Plan.Platform)
+		}
+		eg.Go(func() error {
+			// Extracting (gunzip) is the slow part: one per core at a
+			// time, across units.
+			b.extractSlots <- struct{}{}
+			defer func() { <-b.extractSlots }()
+			return b.targetBinary(dir, t, m)
+		})
 	}
 	return eg.Wait()
 }
 
-func (b *builder) serviceBinaries(dir string, si *serviceImage) error {
-	// Every image target with a binary: its layer serves the bundle
-	// (writeBundles) whether or not its binary comes from it, so bundles
-	// do not depend on how the binaries were exported.
-	var targets []llbgen.Target
-	for _, t := range b.images(si.service) {
-		if t.Plan.Outputs.Binary && !b.eng.NoOCIExporter {
-			targets = append(targets, t)
-		}
-	}
-	if len(targets) == 0 {
-		return nil
-	}
-	var idx ocispecs.Index
-	if err := readBlob(si.store, si.index, &idx); err != nil {
+func (b *builder) targetBinary(dir string, t llbgen.Target, man export.Manifest) error {
+	var m ocispecs.Manifest
+	if err := readBlob(man.Store, man.Desc, &m); err != nil {
 		return err
 	}
-	for _, t := range targets {
-		var man *ocispecs.Descriptor
-		for i, m := range idx.Manifests {
-			if m.Platform != nil && m.Platform.OS == t.Image.Platform.OS && m.Platform.Architecture == t.Image.Platform.Architecture && m.Platform.Variant == t.Image.Platform.Variant {
-				man = &idx.Manifests[i]
-			}
+	if len(m.Layers) == 0 {
+		return fmt.Errorf("%s (%s): image without layers", t.Plan.Service, t.Plan.Platform)
+	}
+	layer := m.Layers[len(m.Layers)-1]
+	if strings.Contains(layer.MediaType, "gzip") {
+		b.mu.Lock()
+		b.layers[targetID(t)] = export.Layer{Path: export.BlobPath(man.Store, layer), Digest: layer.Digest.String()}
+		b.mu.Unlock()
+	}
+	if !b.fromImage(t) {
+		return nil // exported as a file (see fromImage)
+	}
+	bin, err := b.extracted(man.Store, layer, t.Plan.BinaryName)
+	if err != nil {
+		return fmt.Errorf("%s (%s): %w", t.Plan.Service, t.Plan.Platform, err)
+	}
+	dst := filepath.Join(dir, t.Plan.Service, strings.ReplaceAll(t.Plan.Platform, "/", "_"), t.Plan.BinaryName)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if err := os.Link(bin, dst); err != nil {
+		data, rerr := os.ReadFile(bin)
+		if rerr != nil {
+			return rerr
 		}
-		if man == nil {
-			return fmt.Errorf("%s: the exported index has no %s image", t.Plan.Service, t.Plan.Platform)
-		}
-		var m ocispecs.Manifest
-		if err := readBlob(si.store, *man, &m); err != nil {
+		if err := os.WriteFile(dst, data, 0o755); err != nil {
 			return err
-		}
-		if len(m.Layers) == 0 {
-			return fmt.Errorf("%s (%s): image without layers", t.Plan.Service, t.Plan.Platform)
-		}
-		layer := m.Layers[len(m.Layers)-1]
-		if strings.Contains(layer.MediaType, "gzip") {
-			b.mu.Lock()
-			b.layers[targetID(t)] = export.Layer{Path: export.BlobPath(si.store, layer), Digest: layer.Digest.String()}
-			b.mu.Unlock()
-		}
-		if !b.fromImage(t) {
-			continue // exported as a file (see fromImage)
-		}
-		bin, err := b.extracted(si.store, layer, t.Plan.BinaryName)
-		if err != nil {
-			return fmt.Errorf("%s (%s): %w", t.Plan.Service, t.Plan.Platform, err)
-		}
-		dst := filepath.Join(dir, t.Plan.Service, strings.ReplaceAll(t.Plan.Platform, "/", "_"), t.Plan.BinaryName)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
-		}
-		if err := os.Link(bin, dst); err != nil {
-			data, rerr := os.ReadFile(bin)
-			if rerr != nil {
-				return rerr
-			}
-			if err := os.WriteFile(dst, data, 0o755); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 
@@ -260,9 +261,10 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		secrets: secretsprovider.FromMap(secretValues),
 		cacheTo: cacheTo, cacheFrom: cacheFrom,
 		o: o, proj: proj, eng: eng, nodes: nodes, graph: g, stderr: stderr, cacheDir: cacheDir,
-		outDir:    outPath(proj.Config.Dir, pl.OutDir),
-		manifests: map[string]export.Manifest{},
-		layers:    map[string]export.Layer{},
+		outDir:       outPath(proj.Config.Dir, pl.OutDir),
+		manifests:    map[string]export.Manifest{},
+		layers:       map[string]export.Layer{},
+		extractSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}
 	return b.run(ctx)
 }

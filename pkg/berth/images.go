@@ -24,13 +24,19 @@ import (
 	"github.com/berthbuild/berth/pkg/llbgen"
 )
 
-// Images. Each builder builds all of its image targets in one solve and
-// exports them, as one OCI index, into a store on this machine that
-// outlives the build: a blob the store has already is not sent again, so
-// a warm build exports almost nothing. One solve means one session: the
-// module and the toolchain are walked and sent once, not once per
-// service. berth then writes each service's multi-platform index from
-// the manifests, encoded as BuildKit encodes the index of a multi-platform
+// Images. Each builder builds the image targets of each platform in one
+// solve and exports them, as one OCI index, into a store on this machine
+// that outlives the build: a blob the store has already is not sent
+// again, so a warm build exports almost nothing. One solve means one
+// session: the module and the toolchain are walked and sent once, not
+// once per service. A solve per platform, all at once, because a solve
+// exports only when all of it is built: the engine compresses the first
+// platform's layers, and berth extracts their binaries, while the next
+// platform compiles (on a small engine the platforms' standard libraries
+// build one after the other, see llbgen.Env.SerialStd), instead of all
+// of it after the last compile. The steps the solves share run once.
+// berth then writes each service's multi-platform index from the
+// manifests, encoded as BuildKit encodes the index of a multi-platform
 // export, so the digest is the one BuildKit gives the service exported
 // alone, whatever the number of services and builders.
 
@@ -45,7 +51,8 @@ func targetID(t llbgen.Target) string {
 	return t.Plan.Service + "/" + t.Plan.Platform
 }
 
-// imageUnit is one solve: images of one builder, exported together.
+// imageUnit is one solve: images of one builder and platform, exported
+// together.
 type imageUnit struct {
 	n     *node
 	imgs  []llbgen.Target
@@ -58,8 +65,9 @@ type imageUnit struct {
 // most 16 MiB.
 const unitBytes = 6 << 20
 
-// imageUnits splits each builder's images into solves whose definitions
-// fit in a message. A project with one builder and one solve exports
+// imageUnits splits each builder's images into a solve per platform, and
+// those into solves whose definitions fit in a message. A project with
+// one builder and one solve (one platform) exports
 // straight into the project's store; otherwise each solve has a store of
 // its own, assembled from afterwards.
 func (b *builder) imageUnits(ctx context.Context) ([]*imageUnit, error) {
@@ -78,18 +86,23 @@ func (b *builder) imageUnits(ctx context.Context) ([]*imageUnit, error) {
 		if err != nil {
 			return nil, err
 		}
-		var u *imageUnit
-		size := 0
-		for i, d := range defs {
-			s := proto.Size(d)
-			if u == nil || size+s > unitBytes {
-				u = &imageUnit{n: n}
-				units = append(units, u)
-				size = 0
+		for _, pf := range platformsOf(imgs) {
+			var u *imageUnit
+			size := 0
+			for i, d := range defs {
+				if imgs[i].Plan.Platform != pf {
+					continue
+				}
+				s := proto.Size(d)
+				if u == nil || size+s > unitBytes {
+					u = &imageUnit{n: n}
+					units = append(units, u)
+					size = 0
+				}
+				u.imgs = append(u.imgs, imgs[i])
+				u.defs = append(u.defs, d)
+				size += s
 			}
-			u.imgs = append(u.imgs, imgs[i])
-			u.defs = append(u.defs, d)
-			size += s
 		}
 	}
 	for i, u := range units {
@@ -99,6 +112,19 @@ func (b *builder) imageUnits(ctx context.Context) ([]*imageUnit, error) {
 		}
 	}
 	return units, nil
+}
+
+// platformsOf lists the platforms of imgs in the order they first appear.
+func platformsOf(imgs []llbgen.Target) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, t := range imgs {
+		if !seen[t.Plan.Platform] {
+			seen[t.Plan.Platform] = true
+			out = append(out, t.Plan.Platform)
+		}
+	}
+	return out
 }
 
 func unitStores(us []*imageUnit) []string {

@@ -28,7 +28,8 @@ import (
 	"github.com/berthbuild/berth/pkg/verify"
 )
 
-// Running the build: one solve for the binaries, one per service image.
+// Running the build: a solve for the binaries not taken from images, a
+// solve per builder and platform for the images (images.go).
 
 type builder struct {
 	o    BuildOptions
@@ -59,6 +60,8 @@ type builder struct {
 	// layers maps a target whose binary came from its image to the
 	// image's gzip layer that holds it (see export.Layer).
 	layers map[string]export.Layer
+	// extractSlots bounds the binaries extracted at once, across units.
+	extractSlots chan struct{}
 
 	loaded         []string
 	dockerArchives []string
@@ -190,7 +193,15 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 		defer unlock()
 		for _, u := range units {
 			ch := newStatus(u.n)
-			eg.Go(func() error { return onNode(u.n, b.buildImages(ectx, u, ch)) })
+			eg.Go(func() error {
+				if err := onNode(u.n, b.buildImages(ectx, u, ch)); err != nil {
+					return err
+				}
+				if binTmp == "" {
+					return nil
+				}
+				return b.unitBinaries(binTmp, u)
+			})
 		}
 	}
 	// Every definition but a binaries solve's is marshalled: from here on
@@ -204,10 +215,6 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 	if err == nil && len(b.results) > 0 && !b.eng.NoOCIExporter {
 		err = b.assembleImages(ctx)
 		tracerFrom(ctx).mark("assemble images")
-	}
-	if err == nil && binTmp != "" {
-		err = b.binariesFromImages(binTmp)
-		tracerFrom(ctx).mark("binaries from images")
 	}
 	if err == nil && (b.o.Load || b.o.DockerArchive) && !b.eng.NoOCIExporter {
 		err = b.dockerImages(ctx, newStatus)
