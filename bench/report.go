@@ -351,8 +351,8 @@ func timelineText(run *buildRun, phase map[string]float64) string {
 		}
 		end = max(end, s.End)
 	}
-	after := phase["assemble images"] + phase["publish layout"] + phase["publish binaries"] + phase["bundles"]
-	return fmt.Sprintf(" When the solve's parts ran in the last run (s from its first step): %s. After the last standard-library step ended, %.1f s of the solves remained (that platform's shared and service steps, then the export of its images and the extraction of their binaries), then %.2f s of the client's work (median: the indexes, the layout, the bundles).",
+	after := phase["binaries from images"] + phase["assemble images"] + phase["publish layout"] + phase["publish binaries"] + phase["bundles"]
+	return fmt.Sprintf(" When the solve's parts ran in the last run (s from its first step): %s. After the last standard-library step ended, %.1f s of the solves remained (that platform's shared and service steps, then the export of its images), then %.2f s of the client's work (median: the last platform's binaries from the layers, the indexes, the layout, the bundles).",
 		strings.Join(parts, ", "), end-lastStd, after)
 }
 
@@ -369,10 +369,13 @@ func (r *results) coldExtra(floor time.Duration) string {
 	}
 	var export float64
 	var std []string
+	for _, s := range runs[len(runs)-1].Timeline {
+		if s.Name == "export" {
+			export += s.End - s.Start
+		}
+	}
 	for _, v := range runs[len(runs)-1].Top {
 		switch {
-		case strings.HasPrefix(v.Name, "exporting to oci image format"):
-			export += v.Seconds
 		case strings.HasPrefix(v.Name, "[berth] go build std "):
 			std = append(std, fmt.Sprintf("%.2f s", v.Seconds))
 		}
@@ -393,9 +396,9 @@ func (r *results) coldExtra(floor time.Duration) string {
 		cpu += r.coldProf.summary()
 	}
 	return cpu + timelineText(runs[len(runs)-1], phase) + fmt.Sprintf(" Work the floor does not do, inside the ratio: compressing the images' layers (BuildKit's gzip, %.2f s of the exports in the last run, the first platform's while the last one compiles), "+
-		"starting the engine and finding the packed toolchain (%.2f s), extracting the binaries from the layers (each platform's after its export) and writing the bare-metal bundles (%.2f s after the solves); "+
+		"starting the engine and finding the packed toolchain (%.2f s), extracting the binaries from the layers (each platform's as its export returns; %.2f s after the last) and writing the bare-metal bundles (%.2f s); "+
 		"the standard-library steps (one after the other on an engine of 4 cores or fewer, else side by side) took %s against the floor's whole cold build (standard library and services) of %.2f s.",
-		export, phase["connect"]+phase["toolchain"], phase["bundles"], strings.Join(std, " and "), floor.Seconds())
+		export, phase["connect"]+phase["toolchain"], phase["binaries from images"], phase["bundles"], strings.Join(std, " and "), floor.Seconds())
 }
 
 func (r *results) report(table string) (string, error) {

@@ -2,6 +2,7 @@ package berth
 
 import (
 	"archive/tar"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,11 +27,8 @@ import (
 // units of their own (imageUnits), the first platform's binaries are out
 // while the next one compiles. Extracted binaries are kept by layer
 // digest, so a layer seen before costs a hard link.
-func (b *builder) unitBinaries(dir string, u *imageUnit) error {
-	if b.eng.NoOCIExporter {
-		return nil
-	}
-	var eg errgroup.Group
+func (b *builder) unitBinaries(ctx context.Context, dir string, u *imageUnit) error {
+	eg, ctx := errgroup.WithContext(ctx)
 	for _, t := range u.imgs {
 		// Every image target with a binary: its layer serves the bundle
 		// (writeBundles) whether or not its binary comes from it, so
@@ -41,14 +39,21 @@ func (b *builder) unitBinaries(dir string, u *imageUnit) error {
 		b.mu.Lock()
 		m, ok := b.manifests[targetID(t)]
 		b.mu.Unlock()
-		if !ok {
-			return fmt.Errorf("%s (%s): no image was exported", t.Plan.Service, t.Plan.Platform)
-		}
 		eg.Go(func() error {
+			if !ok {
+				return fmt.Errorf("%s (%s): no image was exported", t.Plan.Service, t.Plan.Platform)
+			}
 			// Extracting (gunzip) is the slow part: one per core at a
 			// time, across units.
-			b.extractSlots <- struct{}{}
+			select {
+			case b.extractSlots <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 			defer func() { <-b.extractSlots }()
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			return b.targetBinary(dir, t, m)
 		})
 	}

@@ -27,14 +27,14 @@ import (
 // Images. Each builder builds the image targets of each platform in one
 // solve and exports them, as one OCI index, into a store on this machine
 // that outlives the build: a blob the store has already is not sent
-// again, so a warm build exports almost nothing. One solve means one
-// session: the module and the toolchain are walked and sent once, not
-// once per service. A solve per platform, all at once, because a solve
+// again, so a warm build exports almost nothing. Not a solve per service:
+// the solves run at once and share their common steps, so the module and
+// the toolchain are walked and sent once. A solve per platform, all at once, because a solve
 // exports only when all of it is built: the engine compresses the first
 // platform's layers, and berth extracts their binaries, while the next
 // platform compiles (on a small engine the platforms' standard libraries
 // build one after the other, see llbgen.Env.SerialStd), instead of all
-// of it after the last compile. The steps the solves share run once.
+// of it after the last compile.
 // berth then writes each service's multi-platform index from the
 // manifests, encoded as BuildKit encodes the index of a multi-platform
 // export, so the digest is the one BuildKit gives the service exported
@@ -66,12 +66,12 @@ type imageUnit struct {
 const unitBytes = 6 << 20
 
 // imageUnits splits each builder's images into a solve per platform, and
-// those into solves whose definitions fit in a message. A project with
-// one builder and one solve (one platform) exports
-// straight into the project's store; otherwise each solve has a store of
-// its own, assembled from afterwards.
+// those into solves whose definitions fit in a message. Each solve
+// exports into a store of its own, kept between builds, from which the
+// project's store is assembled (hard links).
 func (b *builder) imageUnits(ctx context.Context) ([]*imageUnit, error) {
 	var units []*imageUnit
+	pfUnits := map[string][]*imageUnit{}
 	for _, n := range b.nodes {
 		var imgs []llbgen.Target
 		for _, t := range n.graph.Targets {
@@ -95,20 +95,18 @@ func (b *builder) imageUnits(ctx context.Context) ([]*imageUnit, error) {
 				}
 				s := proto.Size(d)
 				if u == nil || size+s > unitBytes {
-					u = &imageUnit{n: n}
+					// Named by what it holds, not by its place among
+					// this build's units: a build of fewer platforms
+					// (--platform) does not move the others' blobs.
+					u = &imageUnit{n: n, store: fmt.Sprintf("%s-%s-%d", b.imageStore(), strings.ReplaceAll(pf, "/", "-"), len(pfUnits[pf]))}
 					units = append(units, u)
+					pfUnits[pf] = append(pfUnits[pf], u)
 					size = 0
 				}
 				u.imgs = append(u.imgs, imgs[i])
 				u.defs = append(u.defs, d)
 				size += s
 			}
-		}
-	}
-	for i, u := range units {
-		u.store = b.imageStore()
-		if len(units) > 1 {
-			u.store = fmt.Sprintf("%s-%s-%d", u.store, u.n.suffix(), i)
 		}
 	}
 	return units, nil

@@ -62,6 +62,8 @@ type builder struct {
 	layers map[string]export.Layer
 	// extractSlots bounds the binaries extracted at once, across units.
 	extractSlots chan struct{}
+	// lastSolve is when the last solve returned.
+	lastSolve time.Time
 
 	loaded         []string
 	dockerArchives []string
@@ -78,6 +80,13 @@ type serviceImage struct {
 	// store holds the service's index; index is its descriptor.
 	store string
 	index ocispecs.Descriptor
+}
+
+// solved records that a solve returned.
+func (b *builder) solved() {
+	b.mu.Lock()
+	b.lastSolve = time.Now()
+	b.mu.Unlock()
 }
 
 func (b *builder) marshal(ctx context.Context, st llb.State) (*llb.Definition, error) {
@@ -157,7 +166,10 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 				dir = filepath.Join(binTmp, fmt.Sprintf(".node-%d", i))
 			}
 			ch := newStatus(n)
-			eg.Go(func() error { return onNode(n, b.buildBinaries(ectx, n, dir, ch)) })
+			eg.Go(func() error {
+				defer b.solved()
+				return onNode(n, b.buildBinaries(ectx, n, dir, ch))
+			})
 		}
 	}
 	for _, s := range b.proj.Plan.Services {
@@ -170,7 +182,10 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 		// name: a solve per service.
 		for _, si := range b.results {
 			ch := newStatus(b.nodes[0])
-			eg.Go(func() error { return b.buildMobyImage(ectx, si, ch) })
+			eg.Go(func() error {
+				defer b.solved()
+				return b.buildMobyImage(ectx, si, ch)
+			})
 		}
 	} else if len(b.results) > 0 {
 		// The stores are shared with concurrent berth runs of the same
@@ -197,10 +212,11 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 				if err := onNode(u.n, b.buildImages(ectx, u, ch)); err != nil {
 					return err
 				}
+				b.solved()
 				if binTmp == "" {
 					return nil
 				}
-				return b.unitBinaries(binTmp, u)
+				return b.unitBinaries(ectx, binTmp, u)
 			})
 		}
 	}
@@ -208,7 +224,14 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 	// the client mostly holds buffers.
 	solveGC()
 	err = eg.Wait()
-	tracerFrom(ctx).mark("solve and export")
+	// Binaries are extracted as each solve returns: what is left after
+	// the last one is the client's own time.
+	if b.lastSolve.IsZero() {
+		tracerFrom(ctx).mark("solve and export")
+	} else {
+		tracerFrom(ctx).markAt("solve and export", b.lastSolve)
+		tracerFrom(ctx).mark("binaries from images")
+	}
 	if err == nil && len(b.nodes) > 1 {
 		err = b.assembleBinaries(binTmp)
 	}

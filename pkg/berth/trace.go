@@ -20,11 +20,13 @@ func newTracer(env Env) *tracer {
 	return &tracer{on: env.get("BERTH_TRACE") != "", start: now, last: now}
 }
 
-func (t *tracer) mark(phase string) {
+func (t *tracer) mark(phase string) { t.markAt(phase, time.Now()) }
+
+// markAt ends phase at now, a time since the last mark.
+func (t *tracer) markAt(phase string, now time.Time) {
 	if t == nil || !t.on {
 		return
 	}
-	now := time.Now()
 	fmt.Fprintf(os.Stderr, "berth: trace %-18s %7.3fs (total %.3fs)\n", phase, now.Sub(t.last).Seconds(), now.Sub(t.start).Seconds())
 	t.last = now
 }
