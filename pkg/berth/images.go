@@ -29,16 +29,16 @@ import (
 // that outlives the build: a blob the store has already is not sent
 // again, so a warm build exports almost nothing. Not a solve per service:
 // the solves run at once and share their common steps, so the module and
-// the toolchain are walked and sent once. A solve per platform, all at once, because a solve
-// exports only when all of it is built: the engine compresses the first
-// platform's layers, and berth extracts their binaries, while the next
-// platform compiles (on a small engine the platforms' standard libraries
-// build one after the other, see llbgen.Env.SerialStd), instead of all
-// of it after the last compile.
-// berth then writes each service's multi-platform index from the
-// manifests, encoded as BuildKit encodes the index of a multi-platform
-// export, so the digest is the one BuildKit gives the service exported
-// alone, whatever the number of services and builders.
+// the toolchain are walked and sent once. A solve per platform because a
+// solve exports only when all of it is built: the engine compresses the
+// first platform's layers, and berth extracts their binaries, while the
+// next platform compiles (on a small engine the platforms' standard
+// libraries build one after the other, see llbgen.Env.SerialStd),
+// instead of all of it after the last compile. berth then writes each
+// service's multi-platform index from the manifests, encoded as BuildKit
+// encodes the index of a multi-platform export, so the digest is the one
+// BuildKit gives the service exported alone, whatever the number of
+// services and builders.
 
 // imageStore is the OCI store that holds the project's images (of the
 // output directory) after a build.
@@ -71,7 +71,7 @@ const unitBytes = 6 << 20
 // project's store is assembled (hard links).
 func (b *builder) imageUnits(ctx context.Context) ([]*imageUnit, error) {
 	var units []*imageUnit
-	pfUnits := map[string][]*imageUnit{}
+	perPlatform := map[string]int{} // units so far
 	for _, n := range b.nodes {
 		var imgs []llbgen.Target
 		for _, t := range n.graph.Targets {
@@ -86,43 +86,27 @@ func (b *builder) imageUnits(ctx context.Context) ([]*imageUnit, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, pf := range platformsOf(imgs) {
-			var u *imageUnit
-			size := 0
-			for i, d := range defs {
-				if imgs[i].Plan.Platform != pf {
-					continue
-				}
-				s := proto.Size(d)
-				if u == nil || size+s > unitBytes {
-					// Named by what it holds, not by its place among
-					// this build's units: a build of fewer platforms
-					// (--platform) does not move the others' blobs.
-					u = &imageUnit{n: n, store: fmt.Sprintf("%s-%s-%d", b.imageStore(), strings.ReplaceAll(pf, "/", "-"), len(pfUnits[pf]))}
-					units = append(units, u)
-					pfUnits[pf] = append(pfUnits[pf], u)
-					size = 0
-				}
-				u.imgs = append(u.imgs, imgs[i])
-				u.defs = append(u.defs, d)
-				size += s
+		// The unit of each platform that still takes definitions, and
+		// their size.
+		cur, size := map[string]*imageUnit{}, map[string]int{}
+		for i, d := range defs {
+			pf, s := imgs[i].Plan.Platform, proto.Size(d)
+			u := cur[pf]
+			if u == nil || size[pf]+s > unitBytes {
+				// Named by what it holds, not by its place among this
+				// build's units: a build of fewer platforms
+				// (--platform) does not move the others' blobs.
+				u = &imageUnit{n: n, store: fmt.Sprintf("%s-%s-%d", b.imageStore(), strings.ReplaceAll(pf, "/", "-"), perPlatform[pf])}
+				units = append(units, u)
+				perPlatform[pf]++
+				cur[pf], size[pf] = u, 0
 			}
+			u.imgs = append(u.imgs, imgs[i])
+			u.defs = append(u.defs, d)
+			size[pf] += s
 		}
 	}
 	return units, nil
-}
-
-// platformsOf lists the platforms of imgs in the order they first appear.
-func platformsOf(imgs []llbgen.Target) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, t := range imgs {
-		if !seen[t.Plan.Platform] {
-			seen[t.Plan.Platform] = true
-			out = append(out, t.Plan.Platform)
-		}
-	}
-	return out
 }
 
 func unitStores(us []*imageUnit) []string {
