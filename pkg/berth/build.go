@@ -342,13 +342,6 @@ func selectTargets(p *Project, services, pfs []string) error {
 var toolchainExcludes = []string{"api", "doc", "misc", "test", "**/testdata", "**/*_test.go", "src/cmd", "src/runtime/race/*.syso", "src/runtime/race/internal", "bin/gofmt",
 	"pkg/tool/*/api", "pkg/tool/*/doc", "pkg/tool/*/fix", "pkg/tool/*/test2json", "pkg/tool/*/trace", "pkg/tool/*/pprof", "pkg/tool/*/covdata", "pkg/tool/*/preprofile", "pkg/tool/*/vet"}
 
-// serialStdCores is the most cores an engine has for berth to build the
-// platforms' standard libraries one after the other (llbgen.Env.SerialStd):
-// measured to pay on 2 cores, and typical CI runners and laptops have 2 to
-// 4. An engine whose cores berth does not know (remote, Docker's) builds
-// them side by side.
-const serialStdCores = 4
-
 func generate(proj *Project, pl *plan.Plan, eng *engine.Engine, toolchain llb.State, pinned bool, pkgs llbgen.Packages) (*llbgen.Graph, error) {
 	ctxOpts := []llb.LocalOption{
 		llb.SharedKeyHint("berth-context:" + proj.Module.Dir),
@@ -377,7 +370,7 @@ func generate(proj *Project, pl *plan.Plan, eng *engine.Engine, toolchain llb.St
 			llb.IncludePatterns([]string{llbgen.CACertsFile}),
 			llb.WithCustomName("[berth] static base files")),
 		HostNetwork: eng.Kind == engine.Docker,
-		SerialStd:   eng.Cores > 0 && eng.Cores <= serialStdCores,
+		Cores:       eng.Cores,
 	}
 	files := make([]string, 0, len(proj.Config.Sources))
 	for f := range proj.Config.Sources {

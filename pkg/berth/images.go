@@ -30,11 +30,11 @@ import (
 // again, so a warm build exports almost nothing. Not a solve per service:
 // the solves run at once and share their common steps, so the module and
 // the toolchain are walked and sent once. A solve per platform because a
-// solve exports only when all of it is built: the engine compresses the
-// first platform's layers, and berth extracts their binaries, while the
-// next platform compiles (on a small engine the platforms' standard
-// libraries build one after the other, see llbgen.Env.SerialStd),
-// instead of all of it after the last compile. berth then writes each
+// solve exports only when all of it is built: the engine compresses a
+// platform's layers, and berth extracts their binaries, as soon as that
+// platform is built, while another still compiles (the platforms build
+// at their own pace, see llbgen's stdBuild), instead of all of it after
+// the last compile. berth then writes each
 // service's multi-platform index from the manifests, encoded as BuildKit
 // encodes the index of a multi-platform export, so the digest is the one
 // BuildKit gives the service exported alone, whatever the number of

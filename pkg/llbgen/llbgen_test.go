@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -363,20 +364,52 @@ func TestSharedPackagesStep(t *testing.T) {
 	}
 }
 
-// With SerialStd each platform's standard-library step waits for the
-// previous platform's, in the order the plan first names them; without
-// it, none waits.
-func TestSerialStd(t *testing.T) {
+// On an engine whose cores berth knows, the standard-library steps run at
+// most one per core at once, each waiting for the step a lane before it,
+// with GOMAXPROCS its share of the cores; not known, all side by side at
+// go's default. The shared steps get the same GOMAXPROCS.
+func TestStdLanes(t *testing.T) {
 	p := testPlan(t, "monorepo")
-	pkgs := Packages{Std: map[string][]string{"linux/amd64": {"fmt"}, "linux/arm64": {"os"}, "linux/arm/v7": {"net"}}}
-	for _, serial := range []bool{false, true} {
+	pkgs := Packages{
+		Std:         map[string][]string{"linux/amd64": {"fmt"}, "linux/arm64": {"os"}, "linux/arm/v7": {"net"}},
+		Shared:      map[string][]string{"linux/amd64": {"./internal/shop"}, "linux/arm64": {"./internal/shop"}, "linux/arm/v7": {"./internal/shop"}},
+		SharedFiles: []string{"internal/shop/*.go"},
+	}
+	// The plan names linux/amd64, linux/arm64, linux/arm/v7 first in that
+	// order (api's platforms).
+	for _, c := range []struct {
+		cores  int
+		procs  string            // GOMAXPROCS of every std and shared step, "" for none
+		waits  map[string]string // std step's package → the one it waits for
+		shared int
+	}{
+		{cores: 0, procs: "", waits: map[string]string{}},
+		{cores: 1, procs: "1", waits: map[string]string{"os": "fmt", "net": "os"}},
+		{cores: 2, procs: "1", waits: map[string]string{"net": "fmt"}},
+		{cores: 3, procs: "1", waits: map[string]string{}},
+		{cores: 12, procs: "4", waits: map[string]string{}},
+	} {
 		env := testEnv(p, pkgs)
-		env.SerialStd = serial
+		env.Cores = c.cores
 		stdOf := map[digest.Digest]string{} // std step → its package
 		waits := map[string]digest.Digest{}
+		shared := 0
 		for d, op := range opsByDigest(t, graphDef(t, env)) {
 			e := op.GetExec()
-			if e == nil || e.Meta.Cwd != "/" || len(e.Meta.Args) < 3 || e.Meta.Args[1] != "build" {
+			if e == nil || len(e.Meta.Args) < 3 || e.Meta.Args[1] != "build" || slices.Contains(e.Meta.Args, "-o") {
+				continue
+			}
+			procs := ""
+			for _, kv := range e.Meta.Env {
+				if v, ok := strings.CutPrefix(kv, "GOMAXPROCS="); ok {
+					procs = v
+				}
+			}
+			if procs != c.procs {
+				t.Errorf("cores=%d: %q has GOMAXPROCS %q, want %q", c.cores, e.Meta.Args, procs, c.procs)
+			}
+			if e.Meta.Cwd != "/" {
+				shared++
 				continue
 			}
 			pkg := e.Meta.Args[len(e.Meta.Args)-1]
@@ -387,21 +420,15 @@ func TestSerialStd(t *testing.T) {
 				}
 			}
 		}
-		if len(stdOf) != 3 {
-			t.Fatalf("serial=%v: %d standard-library steps, want 3", serial, len(stdOf))
+		if len(stdOf) != 3 || shared != 3 {
+			t.Fatalf("cores=%d: %d standard-library and %d shared steps, want 3 and 3", c.cores, len(stdOf), shared)
 		}
 		got := map[string]string{}
 		for pkg, d := range waits {
 			got[pkg] = stdOf[d]
 		}
-		want := map[string]string{}
-		if serial {
-			// The plan names linux/amd64, linux/arm64, linux/arm/v7 first
-			// in that order (api's platforms).
-			want = map[string]string{"os": "fmt", "net": "os"}
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("serial=%v: std steps wait on %v, want %v", serial, got, want)
+		if !reflect.DeepEqual(got, c.waits) {
+			t.Errorf("cores=%d: std steps wait on %v, want %v", c.cores, got, c.waits)
 		}
 	}
 }
