@@ -389,6 +389,7 @@ func (r *results) coldExtra(floor time.Duration) string {
 			if b.StepsCPU > 0 && f.ClientCPU > 0 {
 				cpu += fmt.Sprintf(" Of it, berth's go build, compile and link processes used %.1f core-s (%.2f× the floor's go build, %.1f), the engine's own work %.1f and berth's client %.1f.",
 					b.StepsCPU.Seconds(), b.StepsCPU.Seconds()/f.ClientCPU.Seconds(), f.ClientCPU.Seconds(), b.EngineCPU.Seconds(), b.ClientCPU.Seconds())
+				cpu += coldBound(cores, b, f)
 			}
 		}
 	}
@@ -397,8 +398,23 @@ func (r *results) coldExtra(floor time.Duration) string {
 	}
 	return cpu + timelineText(runs[len(runs)-1], phase) + fmt.Sprintf(" Work the floor does not do, inside the ratio: compressing the images' layers (BuildKit's gzip, %.2f s of the exports in the last run, the first platform's while the last one compiles), "+
 		"starting the engine and finding the packed toolchain (%.2f s), extracting the binaries from the layers (each platform's as its export returns; %.2f s after the last) and writing the bare-metal bundles (%.2f s); "+
-		"the standard-library steps (one after the other on an engine of 4 cores or fewer, else side by side) took %s against the floor's whole cold build (standard library and services) of %.2f s.",
+		"the standard-library steps (side by side, a lane and GOMAXPROCS share per core on the embedded engine) took %s against the floor's whole cold build (standard library and services) of %.2f s.",
 		export, phase["connect"]+phase["toolchain"], phase["binaries from images"], phase["bundles"], strings.Join(std, " and "), floor.Seconds())
+}
+
+// coldBound is the least a cold berth build could take against the
+// floor, from the medians: if its compiles cost what the floor's go build
+// costs (the same compiler, flags and binaries) and every core stayed
+// busy, berth would still add its own work (all the machine did during
+// its run but the build steps: engine, client, kernel) to the floor's.
+func coldBound(cores float64, b, f sample) string {
+	own := b.CPU - b.StepsCPU
+	if own <= 0 || f.Wall <= 0 {
+		return ""
+	}
+	idle := cores*f.Wall.Seconds() - f.CPU.Seconds()
+	return fmt.Sprintf(" A bound: berth's own work besides its build steps (the machine's busy CPU less the steps') was %.1f core-s, and the floor left %.1f core-s of its cores idle; at the floor's compile cost, with every core busy, berth would take (%.1f + %.1f) / %.0f cores = %.2f× the floor.",
+		own.Seconds(), idle, f.CPU.Seconds(), own.Seconds(), cores, (f.CPU.Seconds()+own.Seconds())/(cores*f.Wall.Seconds()))
 }
 
 func (r *results) report(table string) (string, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,5 +35,22 @@ func TestPairedRatio(t *testing.T) {
 	}
 	if _, _, ok := r.pairedRatio("dockerfile", cold); ok {
 		t.Error("a path without runs has a ratio")
+	}
+}
+
+// The bound adds berth's own work (all the machine did but its steps) to
+// the floor's CPU, spread over every core, against the floor's wall time.
+func TestColdBound(t *testing.T) {
+	sec := func(x float64) time.Duration { return time.Duration(x * float64(time.Second)) }
+	b := sample{CPU: sec(120), StepsCPU: sec(108), Wall: sec(62)}
+	f := sample{CPU: sec(100), Wall: sec(53)}
+	got := coldBound(2, b, f)
+	for _, want := range []string{"was 12.0 core-s", "left 6.0 core-s", "(100.0 + 12.0) / 2 cores = 1.06×"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("coldBound = %q, want it to say %q", got, want)
+		}
+	}
+	if coldBound(2, sample{CPU: sec(10), StepsCPU: sec(10)}, f) != "" {
+		t.Error("a bound without berth's own work")
 	}
 }
