@@ -398,7 +398,7 @@ func (r *results) coldExtra(floor time.Duration) string {
 	}
 	return cpu + timelineText(runs[len(runs)-1], phase) + fmt.Sprintf(" Work the floor does not do, inside the ratio: compressing the images' layers (BuildKit's gzip, %.2f s of the exports in the last run, the first platform's while the last one compiles), "+
 		"starting the engine and finding the packed toolchain (%.2f s), extracting the binaries from the layers (each platform's as its export returns; %.2f s after the last) and writing the bare-metal bundles (%.2f s); "+
-		"the standard-library steps (side by side, a lane and GOMAXPROCS share per core on the embedded engine) took %s against the floor's whole cold build (standard library and services) of %.2f s.",
+		"the standard-library steps (on the embedded engine at most one per core at once, each with GOMAXPROCS its share of the cores) took %s against the floor's whole cold build (standard library and services) of %.2f s.",
 		export, phase["connect"]+phase["toolchain"], phase["binaries from images"], phase["bundles"], strings.Join(std, " and "), floor.Seconds())
 }
 

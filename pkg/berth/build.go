@@ -231,7 +231,14 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 				return nil, err
 			}
 		}
-		if n.graph, err = generate(proj, sub, n.eng, toolchain, pinned, pkgs); err != nil {
+		// A cache shared through --cache-to/--cache-from keeps the
+		// standard-library steps keyed alike on every machine: not
+		// shaped by this engine's cores.
+		cores := n.eng.Cores
+		if len(o.CacheTo) > 0 || len(o.CacheFrom) > 0 {
+			cores = 0
+		}
+		if n.graph, err = generate(proj, sub, n.eng, cores, toolchain, pinned, pkgs); err != nil {
 			return nil, err
 		}
 	}
@@ -342,7 +349,7 @@ func selectTargets(p *Project, services, pfs []string) error {
 var toolchainExcludes = []string{"api", "doc", "misc", "test", "**/testdata", "**/*_test.go", "src/cmd", "src/runtime/race/*.syso", "src/runtime/race/internal", "bin/gofmt",
 	"pkg/tool/*/api", "pkg/tool/*/doc", "pkg/tool/*/fix", "pkg/tool/*/test2json", "pkg/tool/*/trace", "pkg/tool/*/pprof", "pkg/tool/*/covdata", "pkg/tool/*/preprofile", "pkg/tool/*/vet"}
 
-func generate(proj *Project, pl *plan.Plan, eng *engine.Engine, toolchain llb.State, pinned bool, pkgs llbgen.Packages) (*llbgen.Graph, error) {
+func generate(proj *Project, pl *plan.Plan, eng *engine.Engine, cores int, toolchain llb.State, pinned bool, pkgs llbgen.Packages) (*llbgen.Graph, error) {
 	ctxOpts := []llb.LocalOption{
 		llb.SharedKeyHint("berth-context:" + proj.Module.Dir),
 		llb.ExcludePatterns([]string{".git", "**/.git", filepath.ToSlash(filepath.Join(mustRel(proj.Module.Dir, proj.Config.Dir), pl.OutDir))}),
@@ -370,7 +377,7 @@ func generate(proj *Project, pl *plan.Plan, eng *engine.Engine, toolchain llb.St
 			llb.IncludePatterns([]string{llbgen.CACertsFile}),
 			llb.WithCustomName("[berth] static base files")),
 		HostNetwork: eng.Kind == engine.Docker,
-		Cores:       eng.Cores,
+		Cores:       cores,
 	}
 	files := make([]string, 0, len(proj.Config.Sources))
 	for f := range proj.Config.Sources {

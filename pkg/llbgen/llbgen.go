@@ -141,13 +141,14 @@ func Generate(env Env) (*Graph, error) {
 			n++
 		}
 	}
-	lanes, procs := stdLanes(env.Cores, n)
+	lanes := stdLanes(env.Cores, n)
 	var stds []llb.State // the steps so far, in order
 	for _, t := range first {
 		after := llb.Scratch()
 		if lanes > 0 && len(stds) >= lanes {
 			after = stds[len(stds)-lanes]
 		}
+		procs := stdProcs(env.Cores, n, len(stds))
 		st := stdBuild(env, t, after, procs, builder)
 		if st.Output() != nil {
 			stds = append(stds, st)
@@ -326,6 +327,7 @@ func stdBuild(env Env, t *plan.Target, after llb.State, procs int, builder llb.C
 // its own. The gate's output is empty: when a shared package changes,
 // this step runs again, and only the services whose own files changed
 // (those that import it: their sources hold its files) run after it.
+// procs is its GOMAXPROCS: its platform's standard-library step's.
 func sharedBuild(env Env, t *plan.Target, mods, std llb.State, procs int, builder llb.ConstraintsOpt) llb.State {
 	pkgs := env.Packages.Shared[t.Platform]
 	if len(pkgs) == 0 {
@@ -357,16 +359,29 @@ func sharedBuild(env Env, t *plan.Target, mods, std llb.State, procs int, builde
 	return run.AddMount("/done", llb.Scratch())
 }
 
-// stdLanes spreads n standard-library steps over an engine's cores: at
-// most lanes run at once (0: no bound), each with procs cores (0: go's
-// default, all of them). Cores not known: every step side by side at
-// go's default. Known: one lane per core for as many steps as there are
-// cores, each step's share of the cores, at least one.
-func stdLanes(cores, n int) (lanes, procs int) {
-	if cores <= 0 || n == 0 {
-		return 0, 0
+// stdLanes is how many of n standard-library steps run at once on an
+// engine's cores: one per core at most; 0, no bound, when the cores are
+// not known.
+func stdLanes(cores, n int) int {
+	if cores <= 0 {
+		return 0
 	}
-	return min(cores, n), max(1, cores/n)
+	return min(cores, n)
+}
+
+// stdProcs is the GOMAXPROCS of the i-th of n standard-library steps (and
+// of its platform's shared step): its share of the cores, the first
+// cores%n steps one more, at least 1; 0 (go's default, every core) when
+// the cores are not known.
+func stdProcs(cores, n, i int) int {
+	if cores <= 0 || n == 0 {
+		return 0
+	}
+	p := cores / n
+	if i < cores%n {
+		p++
+	}
+	return max(1, p)
 }
 
 // withProcs sets a step's GOMAXPROCS, unless procs is 0.

@@ -378,16 +378,16 @@ func TestStdLanes(t *testing.T) {
 	// The plan names linux/amd64, linux/arm64, linux/arm/v7 first in that
 	// order (api's platforms).
 	for _, c := range []struct {
-		cores  int
-		procs  string            // GOMAXPROCS of every std and shared step, "" for none
-		waits  map[string]string // std step's package → the one it waits for
-		shared int
+		cores int
+		procs map[string]string // GOARCH → GOMAXPROCS of its std and shared steps; "" for none
+		waits map[string]string // std step's package → the one it waits for
 	}{
-		{cores: 0, procs: "", waits: map[string]string{}},
-		{cores: 1, procs: "1", waits: map[string]string{"os": "fmt", "net": "os"}},
-		{cores: 2, procs: "1", waits: map[string]string{"net": "fmt"}},
-		{cores: 3, procs: "1", waits: map[string]string{}},
-		{cores: 12, procs: "4", waits: map[string]string{}},
+		{cores: 0, procs: map[string]string{"amd64": "", "arm64": "", "arm": ""}, waits: map[string]string{}},
+		{cores: 1, procs: map[string]string{"amd64": "1", "arm64": "1", "arm": "1"}, waits: map[string]string{"os": "fmt", "net": "os"}},
+		{cores: 2, procs: map[string]string{"amd64": "1", "arm64": "1", "arm": "1"}, waits: map[string]string{"net": "fmt"}},
+		{cores: 3, procs: map[string]string{"amd64": "1", "arm64": "1", "arm": "1"}, waits: map[string]string{}},
+		{cores: 4, procs: map[string]string{"amd64": "2", "arm64": "1", "arm": "1"}, waits: map[string]string{}},
+		{cores: 12, procs: map[string]string{"amd64": "4", "arm64": "4", "arm": "4"}, waits: map[string]string{}},
 	} {
 		env := testEnv(p, pkgs)
 		env.Cores = c.cores
@@ -396,17 +396,26 @@ func TestStdLanes(t *testing.T) {
 		shared := 0
 		for d, op := range opsByDigest(t, graphDef(t, env)) {
 			e := op.GetExec()
-			if e == nil || len(e.Meta.Args) < 3 || e.Meta.Args[1] != "build" || slices.Contains(e.Meta.Args, "-o") {
+			if e == nil || len(e.Meta.Args) < 3 || e.Meta.Args[1] != "build" {
 				continue
 			}
-			procs := ""
+			procs, arch := "", ""
 			for _, kv := range e.Meta.Env {
 				if v, ok := strings.CutPrefix(kv, "GOMAXPROCS="); ok {
 					procs = v
 				}
+				if v, ok := strings.CutPrefix(kv, "GOARCH="); ok {
+					arch = v
+				}
 			}
-			if procs != c.procs {
-				t.Errorf("cores=%d: %q has GOMAXPROCS %q, want %q", c.cores, e.Meta.Args, procs, c.procs)
+			if slices.Contains(e.Meta.Args, "-o") { // a service's step: go's default
+				if procs != "" {
+					t.Errorf("cores=%d: %q has GOMAXPROCS %q, want none", c.cores, e.Meta.Args, procs)
+				}
+				continue
+			}
+			if want := c.procs[arch]; procs != want {
+				t.Errorf("cores=%d: %q (%s) has GOMAXPROCS %q, want %q", c.cores, e.Meta.Args, arch, procs, want)
 			}
 			if e.Meta.Cwd != "/" {
 				shared++
