@@ -34,11 +34,10 @@ import (
 // platform's layers, and berth extracts their binaries, as soon as that
 // platform is built, while another still compiles (the platforms build
 // at their own pace, see llbgen's stdBuild), instead of all of it after
-// the last compile. berth then writes each
-// service's multi-platform index from the manifests, encoded as BuildKit
-// encodes the index of a multi-platform export, so the digest is the one
-// BuildKit gives the service exported alone, whatever the number of
-// services and builders.
+// the last compile. berth then writes each service's multi-platform
+// index from the manifests, encoded as BuildKit encodes the index of a
+// multi-platform export, so the digest is the one BuildKit gives the
+// service exported alone, whatever the number of services and builders.
 
 // imageStore is the OCI store that holds the project's images (of the
 // output directory) after a build.

@@ -128,17 +128,15 @@ func Generate(env Env) (*Graph, error) {
 	// target's settings that uses the toolchain (a builder image's target
 	// builds in its own image, with its own cache).
 	var first []*plan.Target // each platform's first toolchain target
+	n := 0                   // of them, those with a standard-library step
 	for i := range p.Targets {
 		t := &p.Targets[i]
 		if _, ok := std[t.Platform]; !ok && t.Builder == "" {
-			std[t.Platform] = llb.Scratch()
+			std[t.Platform] = llb.Scratch() // until its shared step below
 			first = append(first, t)
-		}
-	}
-	n := 0 // platforms with a standard-library step
-	for _, t := range first {
-		if len(env.Packages.Std[t.Platform]) > 0 {
-			n++
+			if len(env.Packages.Std[t.Platform]) > 0 {
+				n++
+			}
 		}
 	}
 	lanes := stdLanes(env.Cores, n)
