@@ -150,6 +150,9 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 	}()
 	binTmp := ""
 	eg, ectx := errgroup.WithContext(ctx)
+	// binDone is closed once a node's binaries solve returns; see
+	// cacheSolve for why image solves wait for it.
+	binDone := map[*node]chan struct{}{}
 	if b.hasBinaries() || b.cacheSolve() {
 		binTmp, err = export.TempDir(filepath.Join(b.outDir, "bin"))
 		if err != nil {
@@ -166,7 +169,10 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 				dir = filepath.Join(binTmp, fmt.Sprintf(".node-%d", i))
 			}
 			ch := newStatus(n)
+			done := make(chan struct{})
+			binDone[n] = done
 			eg.Go(func() error {
+				defer close(done)
 				defer b.solved()
 				return onNode(n, b.buildBinaries(ectx, n, dir, ch))
 			})
@@ -209,6 +215,14 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 		for _, u := range units {
 			ch := newStatus(u.n)
 			eg.Go(func() error {
+				if done, ok := binDone[u.n]; ok && b.cacheSolve() {
+					select {
+					case <-done:
+					case <-ectx.Done():
+						close(ch)
+						return ectx.Err()
+					}
+				}
 				if err := onNode(u.n, b.buildImages(ectx, u, ch)); err != nil {
 					return err
 				}
@@ -272,7 +286,11 @@ func (b *builder) fromImage(t llbgen.Target) bool {
 
 // cacheSolve reports whether the build exports or imports a cache: then
 // one solve per builder holds every step of its targets, so the cache it
-// exports is the whole graph, and an import meets the same graph.
+// exports is the whole graph, and an import meets the same graph. The
+// image solves of that builder start after it, when every step is in the
+// engine's own cache: concurrent requests that share steps may each skip
+// loading some of an imported cache (moby/buildkit#4674), and a step the
+// cache holds then runs again.
 func (b *builder) cacheSolve() bool {
 	return len(b.cacheTo) > 0 || len(b.cacheFrom) > 0
 }
