@@ -146,7 +146,7 @@ services: hola: {main: ".", base: "static", outputs: binary: false}
 	}
 	second, log := build(t, dir, opts(func(o *BuildOptions) { o.CacheFrom = []string{"type=registry,ref=" + reg + "/cache"} }))
 	if ran := append(log.ran("] go build "), log.ran("] go mod download")...); len(ran) != 0 {
-		t.Errorf("with the imported cache, %v ran again; the engine's log said:\n%s", ran, cacheLog(t, eo))
+		t.Errorf("with the imported cache, %v ran again; the engine's log ends with:\n%s", ran, engine.LogTail(eo, 40))
 	}
 	if len(second.Images) != 2 {
 		t.Fatalf("images: %+v", second.Images)
@@ -197,34 +197,9 @@ cache: from: ["type=local,src=`+cacheDir+`"]
 	}
 	second, log := build(t, dir, func(o *BuildOptions) { o.Engine = eo })
 	if ran := append(log.ran("] go build "), log.ran("] go mod download")...); len(ran) != 0 {
-		t.Errorf("with the imported cache, %v ran again; the engine's log said:\n%s", ran, cacheLog(t, eo))
+		t.Errorf("with the imported cache, %v ran again; the engine's log ends with:\n%s", ran, engine.LogTail(eo, 40))
 	}
 	if first.Images[0].Digest != second.Images[0].Digest {
 		t.Errorf("digests differ: %s vs %s", first.Images[0].Digest, second.Images[0].Digest)
 	}
-}
-
-// cacheLog returns what an embedded engine logged about loading, importing
-// or exporting a cache, for the message of a test that found a step
-// not taken from it.
-func cacheLog(t *testing.T, eo engine.Options) string {
-	t.Helper()
-	p, err := engine.EnginePaths(eo)
-	if err != nil {
-		return err.Error()
-	}
-	data, err := os.ReadFile(p.Log)
-	if err != nil {
-		return err.Error()
-	}
-	var out []string
-	for _, l := range strings.Split(string(data), "\n") {
-		if strings.Contains(l, "cache") || strings.Contains(l, "level=error") || strings.Contains(l, "level=warning") {
-			out = append(out, l)
-		}
-	}
-	if len(out) > 40 {
-		out = out[len(out)-40:]
-	}
-	return strings.Join(out, "\n")
 }

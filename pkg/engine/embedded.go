@@ -345,6 +345,16 @@ func zombie(pid int) bool {
 	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
 }
 
+// LogTail returns the last n lines of the embedded engine's log, indented,
+// for an error message; empty if there is no log.
+func LogTail(o Options, n int) string {
+	p, err := EnginePaths(o)
+	if err != nil {
+		return ""
+	}
+	return tail(p.Log, n)
+}
+
 func tail(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
