@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -21,6 +20,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/berthbuild/berth/pkg/engine"
 	"github.com/berthbuild/berth/pkg/export"
 	"github.com/berthbuild/berth/pkg/llbgen"
 	"github.com/berthbuild/berth/pkg/plan"
@@ -102,7 +102,7 @@ func goList(ctx context.Context, modDir string, pl *plan.Plan) (llbgen.Packages,
 	// mostly one core's work.
 	listed := make([]map[string]*goPackage, len(order))
 	var eg errgroup.Group
-	eg.SetLimit(runtime.NumCPU())
+	eg.SetLimit(engine.HostCores())
 	for i, pf := range order {
 		eg.Go(func() error {
 			pkgs, err := goList1(ctx, modDir, pl, platforms[pf], args[pf])

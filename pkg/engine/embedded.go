@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -122,7 +121,7 @@ func dialEmbedded(ctx context.Context, p Paths, timeout time.Duration) (*Engine,
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{Client: c, Kind: Embedded, Addr: "embedded engine (" + addr + ")", RuncLog: filepath.Join(p.Root, "runc-overlayfs", "executor", "runc-log.json"), Cores: runtime.NumCPU()}
+	e := &Engine{Client: c, Kind: Embedded, Addr: "embedded engine (" + addr + ")", RuncLog: filepath.Join(p.Root, "runc-overlayfs", "executor", "runc-log.json"), Cores: HostCores()}
 	if p.Rootless {
 		e.Addr = "embedded rootless engine (" + addr + ")"
 	}
@@ -247,7 +246,7 @@ func start(ctx context.Context, o Options, p Paths) error {
 		// build, and never emulates: looking once is enough (a warm no-op
 		// is 0.25 s, of which the look took 0.05 s).
 		cfg = filepath.Join(p.Dir, "buildkitd.toml")
-		toml := fmt.Sprintf("# Written by berth for its embedded engine.\n[system]\n  platformsCacheMaxAge = \"8760h\"\n[worker.oci]\n  max-parallelism = %d\n", 2*runtime.NumCPU())
+		toml := fmt.Sprintf("# Written by berth for its embedded engine.\n[system]\n  platformsCacheMaxAge = \"8760h\"\n[worker.oci]\n  max-parallelism = %d\n", 2*HostCores())
 		if err := os.WriteFile(cfg, []byte(toml), 0o600); err != nil {
 			return err
 		}

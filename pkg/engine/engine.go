@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/containerd/platforms"
@@ -66,9 +67,17 @@ type Engine struct {
 	// no oci or docker exporter).
 	NoOCIExporter bool
 	// Cores are the engine machine's CPU cores when berth knows them
-	// (its embedded engine runs on this machine), else 0.
+	// (its embedded engine runs on this machine; see HostCores), else 0.
 	Cores int
 }
+
+// HostCores are the cores berth and its embedded engine may use on this
+// machine: GOMAXPROCS, as the go command's -p counts them. Its default
+// is the CPUs the process may run on, capped by its cgroup's CPU limit
+// (a CI container of 4 CPUs on a 64-core host counts 4, not 64, and
+// does not start 64 compiles on 4 CPUs' time); a GOMAXPROCS in berth's
+// environment sets it, as it does go build's.
+func HostCores() int { return runtime.GOMAXPROCS(0) }
 
 // Close closes the connection; an embedded daemon keeps running.
 func (e *Engine) Close() error { return e.Client.Close() }
