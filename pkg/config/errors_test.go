@@ -150,13 +150,15 @@ services: a: {main: ".", platforms: []}
 			want: []want{{"services.a.platforms @ berth.cue:3:26", "a service needs at least one platform"}},
 		},
 		{
-			name: "an open list of platforms is no platform",
+			// An open list is a rule on the list berth would pick (its
+			// default, linux/amd64), not a value of its own.
+			name: "an open list of platforms constrains the default one",
 			archive: `-- berth.cue --
 package berth
 project: "p"
-services: a: {main: ".", platforms: [...string]}
+services: a: {main: ".", platforms: [..."linux/arm64"]}
 `,
-			want: []want{{"services.a.platforms @ berth.cue:3:26", "a service needs at least one platform"}},
+			want: []want{{"services.a.platforms.0 @ berth.cue:3:41", `conflicting values "linux/arm64" and "linux/amd64"`}},
 		},
 		{
 			name: "a platform listed twice is refused, once",

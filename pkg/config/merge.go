@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
 	cueerrors "cuelang.org/go/cue/errors"
 
 	"github.com/berthbuild/berth/pkg/diag"
@@ -91,7 +92,8 @@ type shared struct {
 func (l *Loader) service1(name string, raw cue.Value, sh *shared) (*Service, error) {
 	defaults, fillers, cands, defPos := sh.defaults, sh.fillers, sh.cands, sh.defPos
 	prefix := "services." + name
-	svcPos := pos(raw)
+	decl := declRange(raw)
+	svcPos := decl.Start
 	// One walk of the service's own fields checks that each is allowed
 	// and records them; the lookups below are answered from it.
 	shape := map[string]*diag.Error{}
@@ -149,7 +151,7 @@ func (l *Loader) service1(name string, raw cue.Value, sh *shared) (*Service, err
 			} else {
 				cur = raw.LookupPath(c.path)
 			}
-			if cur.Exists() && cur.IsConcrete() {
+			if cur.Exists() && cur.IsConcrete() && !openList(cur) {
 				origin[c.key] = raw
 				continue
 			}
@@ -232,7 +234,7 @@ func (l *Loader) service1(name string, raw cue.Value, sh *shared) (*Service, err
 		return nil, errs.Err()
 	}
 	s := &Service{Name: name, Pos: svcPos, Fields: make(map[string]diag.Pos, len(origin))}
-	s.Range = rangeOf(raw)
+	s.Range = decl
 	// The positions lookup gives, from the walk and with the positions in
 	// defaults cached.
 	posIn := func(src cue.Value, path string) diag.Pos {
@@ -311,18 +313,52 @@ func subFields(own *ownFields, has []bool, inherits []candidate) [][]cue.Selecto
 	return subs
 }
 
+// declRange is where a service is declared: its own field, not a rule
+// (services: [_]: ...) that also applies to it and that CUE may name
+// first.
+func declRange(raw cue.Value) diag.Range {
+	if op, conj := raw.Expr(); op == cue.AndOp {
+		for _, c := range conj {
+			f, ok := c.Source().(*ast.Field)
+			if !ok {
+				continue
+			}
+			if _, rule := f.Label.(*ast.ListLit); rule {
+				continue
+			}
+			if r := (diag.Range{Start: tokPos(f.Pos()), End: tokPos(f.End())}); r.Start.IsValid() {
+				return r
+			}
+		}
+	}
+	return rangeOf(raw)
+}
+
 // decodeKeys are the structs that decodeService reads by key when
 // subFields lists their fields.
 var decodeKeys = map[string]bool{"env": true, "limits": true, "runtime": true, "outputs": true}
 
 // hasValue reports whether a service field has a value of its own: a
 // concrete one, or a default (*"scratch" | "static") that CUE will pick.
+// An open list ([...=~"^--"], from a rule such as services: [_]: args:)
+// is a constraint on the list, not one: the inherited list is unified
+// with it.
 func hasValue(v cue.Value) bool {
 	if v.IsConcrete() {
-		return true
+		return !openList(v)
 	}
 	d, ok := v.Default()
-	return ok && d.IsConcrete()
+	return ok && d.IsConcrete() && !openList(d)
+}
+
+// openList reports whether v is a list that can take more elements: CUE
+// calls any list concrete, but [...string] is a rule, not a value.
+func openList(v cue.Value) bool {
+	if v.IncompleteKind() != cue.ListKind {
+		return false
+	}
+	_, err := v.Len().Int64()
+	return err != nil
 }
 
 // fieldErrors adds the errors of each of the service's fields, validated

@@ -118,6 +118,37 @@ services: api: main: "./api"
 			},
 		},
 		{
+			name: "a rule's open list constrains the inherited list, it does not replace it",
+			archive: `-- berth.cue --
+package berth
+project: "p"
+defaults: {platforms: ["linux/arm64"], args: ["--verbose"], ports: [8080]}
+services: api: main: "./api"
+services: web: {main: "./web", args: ["--listen=:80"]}
+services: [_]: {args: [...=~"^--"], ports: [...int], platforms: [...string]}
+`,
+			service: "api",
+			check: func(s *Service) string {
+				if want := []Platform{{"linux", "arm64", ""}}; !reflect.DeepEqual(s.Platforms, want) {
+					return fmt.Sprintf("platforms %+v, want %+v", s.Platforms, want)
+				}
+				if want := []string{"--verbose"}; !reflect.DeepEqual(s.Args, want) {
+					return fmt.Sprintf("args %q, want %q", s.Args, want)
+				}
+				if want := []Port{{8080, "tcp"}}; !reflect.DeepEqual(s.Ports, want) {
+					return fmt.Sprintf("ports %+v, want %+v", s.Ports, want)
+				}
+				// Declared on line 4; the rule on line 6 is not where api is.
+				if s.Pos != at("berth.cue", 4, 11) || s.Range.Start != s.Pos {
+					return fmt.Sprintf("api at %v (range %v), want berth.cue:4:11", s.Pos, s.Range)
+				}
+				if got := s.Fields["args"]; got.Line != 3 {
+					return fmt.Sprintf("args from %v, want the defaults' line 3", got)
+				}
+				return ""
+			},
+		},
+		{
 			name: "the service's scalars win",
 			archive: `-- berth.cue --
 package berth
