@@ -61,7 +61,7 @@ func SideOutputs(p *Project) (map[string][]byte, error) {
 		if linux[0].Outputs.Dockerfile {
 			b, err := dockerfile.Render(linux, info)
 			if err != nil {
-				return nil, fmt.Errorf("Dockerfile of %s: %w", s, err)
+				return nil, err // names the service
 			}
 			ign, err := dockerfile.Dockerignore(info)
 			if err != nil {
@@ -78,7 +78,7 @@ func SideOutputs(p *Project) (map[string][]byte, error) {
 			o := systemd.Options{Project: pl.Project, Overrides: directives(linux[0])}
 			b, err := systemd.Render(linux[0], o)
 			if err != nil {
-				return nil, fmt.Errorf("systemd unit of %s: %w", s, err)
+				return nil, err // names the service
 			}
 			files[linux[0].Paths.Unit] = b
 			env, err := systemd.RenderEnv(linux[0])

@@ -150,6 +150,26 @@ services: a: {main: ".", platforms: []}
 			want: []want{{"services.a.platforms @ berth.cue:3:26", "a service needs at least one platform"}},
 		},
 		{
+			// What validates renders: the unit and Dockerfile writers refuse
+			// C1 controls (U+0080-U+009F) and values systemd would not read
+			// back as written, so the schema does, at the field.
+			name: "what the units and Dockerfiles cannot hold is refused at its field",
+			archive: `-- berth.cue --
+package berth
+project: "p"
+services: a: {main: ".", args: ["x\u0085y"], description: "ends\\"}
+services: b: {main: ".", systemd: Service: {ProtectHome: " yes", ReadWritePaths: "/var/lib/b\\"}}
+services: c: {main: ".", env: X: "\u009f", systemd: Service: StateDirectory: "c\u00a0"}
+`,
+			want: []want{
+				{"services.a.args.0 @ berth.cue:3:33", "an argument must not contain a newline or control character"},
+				{"services.a.description @ berth.cue:3:46", "not ending in a backslash"},
+				{"services.b.systemd.Service.ProtectHome @ berth.cue:4:45", "not starting or ending with a blank"},
+				{"services.b.systemd.Service.ReadWritePaths @ berth.cue:4:66", "not ending in a backslash"},
+				{"services.c.env.X @ berth.cue:5:31", "an environment value must not contain a newline or control character"},
+			},
+		},
+		{
 			// An open list is a rule on the list berth would pick (its
 			// default, linux/amd64), not a value of its own.
 			name: "an open list of platforms constrains the default one",

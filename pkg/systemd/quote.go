@@ -44,7 +44,7 @@ func checkValue(what, s string) error {
 	if err := checkText(what, s); err != nil {
 		return err
 	}
-	if strings.TrimSpace(s) != s {
+	if strings.Trim(s, " \t") != s { // systemd's blanks; controls are refused above
 		return fmt.Errorf("%s %q starts or ends with white space", what, s)
 	}
 	if strings.HasSuffix(s, `\`) {

@@ -106,6 +106,24 @@ func checkRoundTrip(t *testing.T, tg plan.Target, o Options) {
 	for _, e := range tg.Env {
 		wantEnv[e.Name] = e.Value
 	}
+	// Environment overrides come after berth's lines: systemd takes the
+	// last value of a variable; an empty one drops berth's lines.
+	for _, ov := range o.Overrides {
+		if ov.Section != "Service" || ov.Name != "Environment" {
+			continue
+		}
+		if ov.Value == "" {
+			for k := range runtimeEnv {
+				delete(wantEnv, k)
+			}
+			continue
+		}
+		name, value, err := unquoteEnvironment(ov.Value)
+		if err != nil {
+			t.Fatalf("override Environment=%s: %v", ov.Value, err)
+		}
+		wantEnv[name] = value
+	}
 	if !reflect.DeepEqual(env, wantEnv) {
 		t.Errorf("environment decodes to %q, want %q", env, wantEnv)
 	}
@@ -192,6 +210,30 @@ func TestOverrides(t *testing.T) {
 		}, func(t *testing.T, ds []Directive) {
 			if got := values(ds, "Service", "SystemCallFilter"); !reflect.DeepEqual(got, []string{"@system-service @resources"}) {
 				t.Errorf("SystemCallFilter = %q", got)
+			}
+		}},
+		{"Environment adds to berth's, after them", []Directive{
+			{"Service", "Environment", "TZ=UTC"},
+			{"Service", "Environment", "GOMAXPROCS=4"},
+		}, func(t *testing.T, ds []Directive) {
+			own := values(mustDirectives(t, base.t, Options{}), "Service", "Environment")
+			if len(own) == 0 {
+				t.Fatal("the example unit has no Environment of berth's")
+			}
+			want := append(own, "TZ=UTC", "GOMAXPROCS=4")
+			if got := values(ds, "Service", "Environment"); !reflect.DeepEqual(got, want) {
+				t.Errorf("Environment = %q, want %q (systemd takes the last value of a variable)", got, want)
+			}
+			first := directiveIndex(t, ds, "Service", "Environment")
+			for i, v := range want {
+				if d := ds[first+i]; d.Name != "Environment" || d.Value != v {
+					t.Errorf("directive %d after the first Environment is %s, want Environment=%s", i, d, v)
+				}
+			}
+		}},
+		{"an empty Environment removes berth's", []Directive{{"Service", "Environment", ""}}, func(t *testing.T, ds []Directive) {
+			if got := values(ds, "Service", "Environment"); got != nil {
+				t.Errorf("Environment = %q, want removed", got)
 			}
 		}},
 		{"remove", []Directive{{"Service", "PrivateUsers", ""}}, func(t *testing.T, ds []Directive) {

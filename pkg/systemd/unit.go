@@ -34,8 +34,10 @@ type Options struct {
 	// overrides of one section and name replace every directive of that
 	// section and name, at the place of the first one (at the end of the
 	// section, or in a new section at the end, when there is none); an
-	// override with an empty value only removes them. Values are written
-	// as given, so they must already be quoted for systemd.
+	// override with an empty value only removes them. Environment and
+	// EnvironmentFile overrides are added after berth's (see adds) unless
+	// one of them is empty. Values are written as given, so they must
+	// already be quoted for systemd.
 	Overrides []Directive
 }
 
@@ -229,10 +231,22 @@ func hardening(lowPort bool) [][2]string {
 	}...)
 }
 
+// adds are the directives whose overrides add to berth's lines instead
+// of replacing them: systemd reads every line of them, and a variable set
+// again takes the last value, so an override can add a variable
+// (TZ=UTC) or change one of berth's (GOMAXPROCS=4) without dropping
+// GOMAXPROCS and GOMEMLIMIT, or add a file without dropping the service's
+// env file. An empty override still removes berth's lines first.
+var adds = map[[2]string]bool{
+	{"Service", "Environment"}:     true,
+	{"Service", "EnvironmentFile"}: true,
+}
+
 // override applies ovs to ds; see Options.Overrides.
 func override(ds, ovs []Directive) ([]Directive, error) {
-	type key struct{ section, name string }
-	groups := map[key][]Directive{}
+	type key = [2]string
+	groups := map[key][]Directive{} // an overridden key's new directives
+	reset := map[key]bool{}         // keys with an empty override
 	var order []key
 	for _, d := range ovs {
 		if err := checkDirective(d); err != nil {
@@ -243,20 +257,33 @@ func override(ds, ovs []Directive) ([]Directive, error) {
 			order = append(order, k)
 			groups[k] = []Directive{}
 		}
-		if d.Value != "" {
+		if d.Value == "" {
+			reset[k] = true
+		} else {
 			groups[k] = append(groups[k], d)
 		}
 	}
+	last := map[key]int{}
+	for i, d := range ds {
+		last[key{d.Section, d.Name}] = i
+	}
 	out := make([]Directive, 0, len(ds)+len(ovs))
 	done := map[key]bool{}
-	for _, d := range ds {
+	for i, d := range ds {
 		k := key{d.Section, d.Name}
 		g, ok := groups[k]
-		if !ok {
+		switch {
+		case !ok:
 			out = append(out, d)
-			continue
-		}
-		if !done[k] {
+		case adds[k] && !reset[k]:
+			// Kept, with the overrides after the last of them.
+			out = append(out, d)
+			if last[k] == i {
+				out = append(out, g...)
+				done[k] = true
+			}
+		case !done[k]:
+			// Replaced, at the place of the first.
 			out = append(out, g...)
 			done[k] = true
 		}
@@ -269,7 +296,7 @@ func override(ds, ovs []Directive) ([]Directive, error) {
 		}
 		at := -1
 		for i, d := range out {
-			if d.Section == k.section {
+			if d.Section == k[0] {
 				at = i + 1
 			}
 		}
