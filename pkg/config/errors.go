@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"cuelang.org/go/cue"
@@ -60,9 +61,14 @@ func (l *Loader) convert(err error, sc scope) error {
 				continue
 			}
 			full = append(full, s)
-			if s == "_policy" {
+			switch {
+			case s == "_policy":
 				policy = true
-			} else {
+			case policy && isQuotedIndex(s):
+				// A rule about a list's element names it "\(i)": a
+				// policy's labels are strings.
+				sels = append(sels, s[1:len(s)-1])
+			default:
 				sels = append(sels, s)
 			}
 		}
@@ -265,4 +271,14 @@ func addAll(l *diag.List, m map[string]*diag.Error) {
 	for _, k := range keys {
 		l.Add(m[k])
 	}
+}
+
+// isQuotedIndex reports whether a path element is a quoted list index,
+// such as "2".
+func isQuotedIndex(s string) bool {
+	if len(s) < 3 || s[0] != '"' || s[len(s)-1] != '"' {
+		return false
+	}
+	_, err := strconv.Atoi(s[1 : len(s)-1])
+	return err == nil
 }

@@ -150,6 +150,21 @@ services: a: {main: ".", platforms: []}
 			want: []want{{"services.a.platforms @ berth.cue:3:26", "a service needs at least one platform"}},
 		},
 		{
+			name: "go.flags that berth sets itself are refused at the flag",
+			archive: `-- berth.cue --
+package berth
+project: "p"
+go: flags: ["-v", "-o=bin/x", "--trimpath=false",
+	"-tags=a;b", "-tags=netgo,osusergo", "-ldflags=-X main.x=1"]
+services: a: main: "."
+`,
+			want: []want{
+				{"go.flags.1 @ berth.cue:3:19", "berth names each target's output itself"},
+				{"go.flags.2 @ berth.cue:3:31", "berth always builds with -trimpath"},
+				{"go.flags.3 @ berth.cue:4:2", "a build tag holds only letters"},
+			},
+		},
+		{
 			// What validates renders: the unit and Dockerfile writers refuse
 			// C1 controls (U+0080-U+009F) and values systemd would not read
 			// back as written, so the schema does, at the field.

@@ -173,9 +173,10 @@ func New(p *config.Project, in Inputs) (*Plan, error) {
 		Proxy:   firstNonEmpty(p.Go.Proxy, in.GOPROXY, "https://proxy.golang.org,direct"),
 		SumDB:   firstNonEmpty(p.Go.SumDB, in.GOSUMDB, "sum.golang.org"),
 		Private: firstNonEmpty(p.Go.Private, in.GOPRIVATE),
-		Flags:   nonNil(p.Go.Flags),
-		Tags:    nonNil(p.Go.Tags),
 	}
+	flags, ldExtra, tags := splitFlags(p.Go.Flags)
+	g.Flags = nonNil(flags)
+	g.Tags = nonNil(union(p.Go.Tags, tags))
 	if g.Version == "" {
 		pos := p.Fields["go"]
 		return nil, diag.Errorf(pos, "go.version", "no Go version: set go: version: \"1.26.8\" or a go line in go.mod")
@@ -192,6 +193,9 @@ func New(p *config.Project, in Inputs) (*Plan, error) {
 		OutDir:          out,
 	}
 	ldflags := Ldflags(p.Go.Stamp, version, in.Revision, created)
+	if ldExtra != "" {
+		ldflags += " " + ldExtra
+	}
 	if len(p.Services) > 0 {
 		pl.Services = make([]string, 0, len(p.Services))
 	}
@@ -250,6 +254,52 @@ func Ldflags(st config.Stamp, version, revision, date string) string {
 		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// splitFlags takes -ldflags and -tags out of go.flags: berth passes
+// each once (a second -ldflags or -tags would replace berth's, dropping
+// -s -w -buildid= and the go.stamp variables, or go.tags), so a user's
+// linker flags follow berth's in the one -ldflags (a variable set twice
+// with -X takes the last value) and their tags join go.tags, where go
+// list sees them too. Both forms, -flag=value and -flag value, and --flag.
+func splitFlags(in []string) (rest []string, ldflags string, tags []string) {
+	var ld []string
+	for i := 0; i < len(in); i++ {
+		f := in[i]
+		name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(f, "-"), "-"), "=")
+		if name != "ldflags" && name != "tags" {
+			rest = append(rest, f)
+			continue
+		}
+		if !hasValue && i+1 < len(in) {
+			i++
+			value = in[i]
+		}
+		if name == "ldflags" {
+			if value = strings.TrimSpace(value); value != "" {
+				ld = append(ld, value)
+			}
+			continue
+		}
+		tags = append(tags, strings.FieldsFunc(value, func(r rune) bool { return r == ',' || r == ' ' })...)
+	}
+	return rest, strings.Join(ld, " "), tags
+}
+
+// union is a followed by the elements of b it does not hold, in order.
+func union(a, b []string) []string {
+	out := append([]string(nil), a...)
+	seen := map[string]bool{}
+	for _, x := range a {
+		seen[x] = true
+	}
+	for _, x := range b {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 func target(pl *Plan, in Inputs, s *config.Service, sv *serviceParts, pf config.Platform, ldflags string) Target {

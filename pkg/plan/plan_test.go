@@ -340,6 +340,33 @@ func TestNewDefaults(t *testing.T) {
 			},
 		},
 		{
+			// A second -ldflags or -tags would replace berth's (dropping
+			// -s -w -buildid= and the stamp, or go.tags), and go list would
+			// not see the tags.
+			name: "go.flags' -ldflags follow berth's, their -tags join go.tags",
+			mod: func(p *config.Project, in *plan.Inputs) {
+				p.Go.Stamp = config.Stamp{Version: "example.com/v.V"}
+				p.Go.Flags = []string{"-ldflags=-X main.a=1", "-v", "--tags", "osusergo,extra", "-ldflags", "-X 'main.b=two words'", "-gcflags=-N"}
+			},
+			check: func(pl *plan.Plan) string {
+				ld := "-s -w -buildid= -X example.com/v.V=1.2.3+build.4 -X main.a=1 -X 'main.b=two words'"
+				if pl.Targets[0].Ldflags != ld {
+					return fmt.Sprintf("ldflags %q, want %q", pl.Targets[0].Ldflags, ld)
+				}
+				if want := []string{"netgo", "osusergo", "extra"}; !slices.Equal(pl.Go.Tags, want) {
+					return fmt.Sprintf("tags %q, want %q", pl.Go.Tags, want)
+				}
+				if want := []string{"-v", "-gcflags=-N"}; !slices.Equal(pl.Go.Flags, want) {
+					return fmt.Sprintf("flags %q, want %q", pl.Go.Flags, want)
+				}
+				want := []string{"-trimpath", "-tags=netgo,osusergo,extra", "-v", "-gcflags=-N", "-ldflags=" + ld}
+				if got := pl.Targets[0].BuildFlags; !slices.Equal(got, want) {
+					return fmt.Sprintf("buildFlags %q, want %q", got, want)
+				}
+				return ""
+			},
+		},
+		{
 			name: "config's go settings win over the environment",
 			mod: func(p *config.Project, in *plan.Inputs) {
 				p.Go.Proxy, p.Go.SumDB, p.Go.Private = "direct", "off", "example.com/*"
