@@ -307,10 +307,14 @@ var units = map[string]int64{
 	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
 }
 
-// bytesOf reads a validated memory size.
+// bytesOf reads a validated memory size; -1 when an int64 cannot hold
+// it (service1 refuses that).
 func bytesOf(v cue.Value) (int64, string) {
 	if n, err := v.Int64(); err == nil {
 		return n, strconv.FormatInt(n, 10)
+	}
+	if b, err := v.Int(nil); err == nil {
+		return -1, b.String()
 	}
 	s, _ := v.String()
 	return ParseBytes(s), s

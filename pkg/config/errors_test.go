@@ -150,6 +150,24 @@ services: a: {main: ".", platforms: []}
 			want: []want{{"services.a.platforms @ berth.cue:3:26", "a service needs at least one platform"}},
 		},
 		{
+			// CUE counts beyond int64; berth, systemd and Go's GOMEMLIMIT
+			// do not: such a size would leave the service without a limit.
+			name: "a size beyond int64 is refused, not dropped",
+			archive: `-- berth.cue --
+package berth
+project: "p"
+services: a: {main: ".", limits: memory: "10000000Ti"}
+services: b: {main: ".", limits: memory: 99999999999999999999}
+services: c: {main: ".", runtime: gomemlimit: "99999999TiB"}
+services: d: {main: ".", limits: memory: "8000000Ti"}
+`,
+			want: []want{
+				{"services.a.limits.memory @ berth.cue:3:34", "10000000Ti is more than berth and Go can count"},
+				{"services.b.limits.memory @ berth.cue:4:34", "99999999999999999999 is more than"},
+				{"services.c.runtime.gomemlimit @ berth.cue:5:35", "99999999TiB is more than"},
+			},
+		},
+		{
 			name: "go.flags that berth sets itself are refused at the flag",
 			archive: `-- berth.cue --
 package berth

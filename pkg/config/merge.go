@@ -260,6 +260,23 @@ func (l *Loader) service1(name string, raw cue.Value, sh *shared) (*Service, err
 		}
 	}
 	decodeService(s, m, present, subFields(own, has, inherits))
+	// A size CUE reads but an int64 cannot hold ("10000000Ti") would
+	// otherwise leave the service without its limit.
+	var errs diag.List
+	for _, f := range []struct {
+		path, text string
+		n          int64
+	}{
+		{"limits.memory", s.Limits.MemoryText, s.Limits.Memory},
+		{"runtime.gomemlimit", s.Runtime.GOMEMLIMITText, s.Runtime.GOMEMLIMIT},
+	} {
+		if f.n < 0 {
+			errs.Add(diag.Errorf(lookup(f.path), prefix+"."+f.path, "%s is more than berth and Go can count: at most 2^63-1 bytes (8 EiB)", f.text))
+		}
+	}
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
