@@ -150,6 +150,16 @@ services: a: {main: ".", platforms: []}
 			want: []want{{"services.a.platforms @ berth.cue:3:26", "a service needs at least one platform"}},
 		},
 		{
+			name: "a port listed twice is refused; 8080 is 8080/tcp",
+			archive: `-- berth.cue --
+package berth
+project: "p"
+services: a: {main: ".", ports: [8080, "8080/tcp"]}
+services: b: {main: ".", ports: [53, "53/udp", 443]}
+`,
+			want: []want{{"services.a.ports @ berth.cue:3:26", "a port is listed twice"}},
+		},
+		{
 			// CUE counts beyond int64; berth, systemd and Go's GOMEMLIMIT
 			// do not: such a size would leave the service without a limit.
 			name: "a size beyond int64 is refused, not dropped",
