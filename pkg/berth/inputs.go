@@ -92,6 +92,15 @@ func gatherInputs(ctx context.Context, configDir, outDir string, env Env) (plan.
 	if err != nil {
 		return plan.Inputs{}, nil, err
 	}
+	if filepath.IsAbs(outDir) {
+		// Relative to the config, as a relative --out is: the side
+		// outputs name it, and must not name this machine's directories.
+		r, err := filepath.Rel(configDir, outDir)
+		if err != nil {
+			return plan.Inputs{}, nil, fmt.Errorf("--out %s: %w", outDir, err)
+		}
+		outDir = filepath.ToSlash(r)
+	}
 	in := plan.Inputs{
 		ConfigInModule: filepath.ToSlash(back),
 		ModuleDir:      filepath.ToSlash(rel),

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/berthbuild/berth/pkg/plan"
@@ -124,5 +125,52 @@ func TestExamplesPlan(t *testing.T) {
 				t.Errorf("two plans of examples/%s differ", name)
 			}
 		})
+	}
+}
+
+// An absolute --out is the same plan, and the same side outputs, as the
+// relative one it names: inside the module it is kept out of the build
+// context, outside it is not named at all.
+func TestAbsoluteOutDir(t *testing.T) {
+	dir := copyTree(t, filepath.Join(examplesDir, "hello"))
+	t.Setenv("GIT_CEILING_DIRECTORIES", filepath.Dir(dir))
+	side := func(out string) (*Project, map[string][]byte) {
+		t.Helper()
+		p, err := Plan(context.Background(), Options{Dir: dir, OutDir: out, Env: planEnv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := SideOutputs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, files
+	}
+	relP, rel := side("build/out")
+	absP, abs := side(filepath.Join(dir, "build", "out"))
+	if absP.Plan.OutDir != "build/out" || relP.Plan.OutDir != "build/out" {
+		t.Errorf("outDir %q and %q, want build/out", absP.Plan.OutDir, relP.Plan.OutDir)
+	}
+	if len(abs) != len(rel) {
+		t.Fatalf("%d side outputs for the absolute --out, %d for the relative one", len(abs), len(rel))
+	}
+	for name, b := range rel {
+		if !bytes.Equal(abs[name], b) {
+			t.Errorf("%s differs between the absolute and the relative --out:\n%s\n---\n%s", name, abs[name], b)
+		}
+	}
+	ign := rel["build/out/docker/hello/Dockerfile.dockerignore"]
+	if !bytes.Contains(ign, []byte("\n/build/out\n")) {
+		t.Errorf("the .dockerignore does not keep the output out of the context:\n%s", ign)
+	}
+	outside := t.TempDir()
+	_, files := side(outside)
+	for name, b := range files {
+		if bytes.Contains(b, []byte(outside)) {
+			t.Errorf("%s names the machine's directory %s:\n%s", name, outside, b)
+		}
+		if strings.HasSuffix(name, "dockerignore") && bytes.Contains(b, []byte(filepath.Base(outside))) {
+			t.Errorf("%s names an output outside the context:\n%s", name, b)
+		}
 	}
 }
