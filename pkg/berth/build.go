@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	bkbuild "github.com/moby/buildkit/cmd/buildctl/build"
 	"github.com/moby/buildkit/session/secrets/secretsprovider"
+	"github.com/moby/buildkit/util/progress/progressui"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/tonistiigi/fsutil"
 
@@ -96,13 +98,38 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := selectTargets(proj, o.Services, o.Platforms); err != nil {
+	// full is the whole project, for what a build of some targets must
+	// not shrink: side outputs, the builders' platforms, the images of
+	// services it does not build.
+	full := proj
+	sel, err := selectTargets(full.Plan, o.Services, o.Platforms)
+	if err != nil {
 		return nil, err
+	}
+	if sel != full.Plan {
+		proj = &Project{Config: full.Config, Plan: sel, Module: full.Module}
 	}
 	pl := proj.Plan
 	stderr := o.Stderr
 	if stderr == nil {
 		stderr = os.Stderr
+	}
+	// What the flags and the config can get wrong fails here, before an
+	// engine starts or anything is written.
+	mode := progressui.DisplayMode(o.Progress)
+	if mode == "" {
+		mode = progressui.AutoMode
+	}
+	if !slices.Contains([]progressui.DisplayMode{progressui.AutoMode, progressui.TtyMode, progressui.PlainMode, progressui.RawJSONMode, progressui.QuietMode}, mode) {
+		return nil, fmt.Errorf("--progress %s: not one of auto, tty, plain, rawjson, quiet", o.Progress)
+	}
+	disp, err := progressui.NewDisplay(stderr, mode)
+	if err != nil {
+		return nil, fmt.Errorf("--progress %s: %w", o.Progress, err)
+	}
+	side, err := SideOutputs(full)
+	if err != nil {
+		return nil, err
 	}
 	if len(o.CacheTo) == 0 {
 		o.CacheTo = proj.Config.Cache.To
@@ -110,7 +137,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	if len(o.CacheFrom) == 0 {
 		o.CacheFrom = proj.Config.Cache.From
 	}
-	nodes, err := planNodes(o, proj)
+	nodes, err := planNodes(o, full, pl.Targets)
 	if err != nil {
 		return nil, err
 	}
@@ -152,11 +179,9 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	tr.mark("connect")
 	if o.Load && eng.Kind != engine.Docker {
 		// Fail before building, not after.
-		api, _, err := dockerEngine(ctx)
-		if err != nil {
+		if err := checkLoad(ctx, pl); err != nil {
 			return nil, err
 		}
-		api.Close()
 	}
 
 	// Each builder compiles with the toolchain of its own platform.
@@ -267,7 +292,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	b := &builder{
 		secrets: secretsprovider.FromMap(secretValues),
 		cacheTo: cacheTo, cacheFrom: cacheFrom,
-		o: o, proj: proj, eng: eng, nodes: nodes, graph: g, stderr: stderr, cacheDir: cacheDir,
+		o: o, proj: proj, full: full, side: side, disp: disp, eng: eng, nodes: nodes, graph: g, stderr: stderr, cacheDir: cacheDir,
 		outDir:       outPath(proj.Config.Dir, pl.OutDir),
 		manifests:    map[string]export.Manifest{},
 		layers:       map[string]export.Layer{},
@@ -293,52 +318,54 @@ func defaultCacheDir(env Env) string {
 	return filepath.Join(os.TempDir(), "berth-cache")
 }
 
-// selectTargets keeps the targets of the chosen services and platforms.
-func selectTargets(p *Project, services, pfs []string) error {
+// selectTargets returns the plan of the targets of the chosen services
+// and platforms: p itself when nothing is chosen. A name that matches
+// nothing is an error, not a smaller build.
+func selectTargets(p *plan.Plan, services, pfs []string) (*plan.Plan, error) {
 	if len(services) == 0 && len(pfs) == 0 {
-		return nil
+		return p, nil
 	}
-	want := func(list []string, v string) bool {
-		if len(list) == 0 {
-			return true
+	has := map[string][]string{} // service → its platforms
+	var all []string
+	for _, t := range p.Targets {
+		if !slices.Contains(all, t.Platform) {
+			all = append(all, t.Platform)
 		}
-		for _, x := range list {
-			if x == v {
-				return true
-			}
-		}
-		return false
-	}
-	known := map[string]bool{}
-	for _, s := range p.Plan.Services {
-		known[s] = true
+		has[t.Service] = append(has[t.Service], t.Platform)
 	}
 	for _, s := range services {
-		if !known[s] {
-			return fmt.Errorf("--service %s: no such service (have %s)", s, strings.Join(p.Plan.Services, ", "))
+		if _, ok := has[s]; !ok {
+			return nil, fmt.Errorf("--service %s: no such service (have %s)", s, strings.Join(p.Services, ", "))
 		}
 	}
-	var ts []plan.Target
-	for _, t := range p.Plan.Targets {
-		if want(services, t.Service) && want(pfs, t.Platform) {
-			ts = append(ts, t)
+	want := make([]string, len(pfs))
+	for i, pf := range pfs {
+		want[i] = pf
+		if v, err := platforms.Parse(pf); err == nil {
+			want[i] = platforms.Format(platforms.Normalize(v))
+		}
+		if !slices.Contains(all, want[i]) {
+			return nil, fmt.Errorf("--platform %s: no service builds it (the plan has %s)", pf, strings.Join(all, ", "))
 		}
 	}
-	if len(ts) == 0 {
-		return fmt.Errorf("no target matches --service %v --platform %v", services, pfs)
-	}
-	p.Plan.Targets = ts
-	var names []string
-	for _, s := range p.Plan.Services {
-		for _, t := range ts {
-			if t.Service == s {
-				names = append(names, s)
-				break
-			}
+	for _, s := range services {
+		if len(want) > 0 && !slices.ContainsFunc(has[s], func(pf string) bool { return slices.Contains(want, pf) }) {
+			return nil, fmt.Errorf("--service %s: it is built for %s, not for --platform %s", s, strings.Join(has[s], ", "), strings.Join(pfs, ", "))
 		}
 	}
-	p.Plan.Services = names
-	return nil
+	q := *p
+	q.Targets, q.Services = nil, nil
+	for _, t := range p.Targets {
+		if (len(services) == 0 || slices.Contains(services, t.Service)) && (len(want) == 0 || slices.Contains(want, t.Platform)) {
+			q.Targets = append(q.Targets, t)
+		}
+	}
+	for _, s := range p.Services {
+		if slices.ContainsFunc(q.Targets, func(t plan.Target) bool { return t.Service == s }) {
+			q.Services = append(q.Services, s)
+		}
+	}
+	return &q, nil
 }
 
 // toolchainExcludes leave out of the toolchain what no build reads: the

@@ -39,56 +39,83 @@ func dockerEngine(ctx context.Context) (*dockerclient.Client, string, error) {
 	return api, info.OSType + "/" + arch, nil
 }
 
-// dockerImages writes docker-archive tarballs (one per service and
-// platform) and loads the engine's platform into Docker. Docker 20.10
-// loads only docker-archive tarballs of one platform.
-func (b *builder) dockerImages(ctx context.Context, newStatus func(*node) chan *client.SolveStatus) error {
-	var api *dockerclient.Client
-	var enginePlatform string
-	if b.o.Load {
-		var err error
-		api, enginePlatform, err = dockerEngine(ctx)
-		if err != nil {
-			return err
-		}
-		defer api.Close()
-	}
+// dockerArchives writes into dir a docker-archive tarball per service
+// and platform, to be published with the rest. Docker 20.10 loads only
+// docker-archive tarballs of one platform.
+func (b *builder) dockerArchives(ctx context.Context, dir string, newStatus func(*node) chan *client.SolveStatus) error {
 	for _, si := range b.results {
 		for _, t := range b.images(si.service) {
-			pf := t.Plan.Platform
-			if b.o.DockerArchive {
-				path := filepath.Join(b.outDir, "archives", fmt.Sprintf("%s_%s_%s.docker.tar", si.service, plan.ImageTag(b.proj.Plan.Version), strings.ReplaceAll(pf, "/", "_")))
-				if err := b.dockerArchive(ctx, si, t, atomicOutput(path), newStatus(b.nodeOf(t.Plan))); err != nil {
-					return err
-				}
-				b.dockerArchives = append(b.dockerArchives, path)
+			name := fmt.Sprintf("%s_%s_%s.docker.tar", si.service, plan.ImageTag(b.proj.Plan.Version), strings.ReplaceAll(t.Plan.Platform, "/", "_"))
+			if err := b.dockerArchive(ctx, si, t, atomicOutput(filepath.Join(dir, name)), newStatus(b.nodeOf(t.Plan))); err != nil {
+				return err
 			}
-			if b.o.Load && pf == enginePlatform {
-				pr, pw := io.Pipe()
-				loadErr := make(chan error, 1)
-				go func() {
-					resp, err := api.ImageLoad(ctx, pr, dockerclient.ImageLoadWithQuiet(true))
-					if err == nil {
-						_, err = io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-					}
-					pr.CloseWithError(err)
-					loadErr <- err
-				}()
-				out := func(map[string]string) (io.WriteCloser, error) { return pw, nil }
-				err := b.dockerArchive(ctx, si, t, out, newStatus(b.nodeOf(t.Plan)))
-				pw.CloseWithError(err)
-				if lerr := <-loadErr; err == nil && lerr != nil {
-					err = fmt.Errorf("--load %s: %w", si.ref, lerr)
+			b.archives = append(b.archives, name)
+		}
+	}
+	return nil
+}
+
+// loadImages loads, once the build is published, each service's image
+// for the Docker engine's platform into Docker, and returns their names.
+func (b *builder) loadImages(ctx context.Context, newStatus func(*node) chan *client.SolveStatus) ([]string, error) {
+	api, enginePlatform, err := dockerEngine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer api.Close()
+	var loaded []string
+	for _, si := range b.results {
+		for _, t := range b.images(si.service) {
+			if t.Plan.Platform != enginePlatform {
+				continue
+			}
+			pr, pw := io.Pipe()
+			loadErr := make(chan error, 1)
+			go func() {
+				resp, err := api.ImageLoad(ctx, pr, dockerclient.ImageLoadWithQuiet(true))
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
 				}
-				if err != nil {
-					return err
-				}
-				b.loaded = append(b.loaded, si.ref)
+				pr.CloseWithError(err)
+				loadErr <- err
+			}()
+			out := func(map[string]string) (io.WriteCloser, error) { return pw, nil }
+			err := b.dockerArchive(ctx, si, t, out, newStatus(b.nodeOf(t.Plan)))
+			pw.CloseWithError(err)
+			if lerr := <-loadErr; err == nil && lerr != nil {
+				err = fmt.Errorf("--load %s: %w", si.ref, lerr)
+			}
+			if err != nil {
+				return loaded, err
+			}
+			loaded = append(loaded, si.ref)
+		}
+		if !hasPlatform(b.images(si.service), enginePlatform) {
+			return loaded, fmt.Errorf("--load: %s has no %s image, the Docker engine's platform", si.service, enginePlatform)
+		}
+	}
+	return loaded, nil
+}
+
+// checkLoad fails before the build when --load cannot load every image:
+// no Docker engine answers, or a service has no image for its platform.
+func checkLoad(ctx context.Context, p *plan.Plan) error {
+	api, enginePlatform, err := dockerEngine(ctx)
+	if err != nil {
+		return err
+	}
+	api.Close()
+	for _, s := range p.Services {
+		var images, match bool
+		for _, t := range p.Targets {
+			if t.Service == s && t.Outputs.Image {
+				images = true
+				match = match || t.Platform == enginePlatform
 			}
 		}
-		if b.o.Load && !hasPlatform(b.images(si.service), enginePlatform) {
-			return fmt.Errorf("--load: %s has no %s image, the Docker engine's platform", si.service, enginePlatform)
+		if images && !match {
+			return fmt.Errorf("--load: %s has no %s image, the Docker engine's platform (build it for %s, or leave out --load)", s, enginePlatform, enginePlatform)
 		}
 	}
 	return nil
@@ -133,5 +160,5 @@ func (b *builder) dockerArchive(ctx context.Context, si *serviceImage, t llbgen.
 		res.AddMeta(exptypes.ExporterImageConfigKey, cfg)
 		return res, nil
 	}, ch)
-	return err
+	return onNode(n, err)
 }

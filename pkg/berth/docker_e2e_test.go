@@ -96,6 +96,31 @@ func TestLoadIntoDocker(t *testing.T) {
 	}
 }
 
+// --load of a service with no image for the Docker engine's platform
+// fails before anything is built or written.
+func TestLoadWrongPlatform(t *testing.T) {
+	testDocker(t)
+	dir := copyTree(t, "../../examples/hello")
+	appendFile(t, filepath.Join(dir, "berth.cue"), "\nservices: hello: platforms: [\"linux/s390x\"]\n")
+	log := &stepLog{}
+	_, err := Build(t.Context(), BuildOptions{
+		Options:  Options{Dir: dir, Env: testEnv(nil)},
+		Engine:   testEngine(t),
+		Progress: "quiet",
+		Status:   log.status,
+		Load:     true,
+	})
+	if err == nil || !strings.Contains(err.Error(), "--load: hello has no linux/amd64 image") {
+		t.Fatalf("want a clear --load error, got %v", err)
+	}
+	if ran := log.ran(""); len(ran) != 0 {
+		t.Errorf("steps ran before --load failed: %v", ran)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dist")); err == nil {
+		t.Error("a failed --load build wrote dist")
+	}
+}
+
 func TestBuilderDocker(t *testing.T) {
 	host := testDocker(t)
 	dir := copyTree(t, "../../examples/hello")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/berthbuild/berth/pkg/diag"
 	"github.com/berthbuild/berth/pkg/export"
+	"github.com/berthbuild/berth/pkg/plan"
 )
 
 // Explaining a failed build: the failing step's output and where its service is declared.
@@ -56,6 +57,15 @@ func (b *builder) record(s *client.SolveStatus) {
 	}
 }
 
+// targetFailed records that a check of target t failed with err, and
+// returns err: explain then points at the target's service.
+func (b *builder) targetFailed(t *plan.Target, err error) error {
+	b.mu.Lock()
+	b.failedTargets = append(b.failedTargets, t)
+	b.mu.Unlock()
+	return err
+}
+
 // explain adds to a build error the failing step's output and the config
 // position of the service it belongs to.
 func (b *builder) explain(err error) error {
@@ -83,6 +93,16 @@ func (b *builder) explain(err error) error {
 	for _, src := range sourceErrors(err) {
 		d.Add(src)
 	}
+	b.mu.Lock()
+	for _, t := range b.failedTargets {
+		if t.Source.Start.File != "" {
+			d.Add(&diag.Error{
+				Msg: fmt.Sprintf("%s (%s) is declared here", t.Service, t.Platform),
+				Pos: []diag.Pos{t.Source.Start},
+			})
+		}
+	}
+	b.mu.Unlock()
 	if b.eng.RuncLog != "" && strings.Contains(err.Error(), "exit code") {
 		// A step that died before running shows only "exit code: 1";
 		// runc says why.
@@ -95,12 +115,13 @@ func (b *builder) explain(err error) error {
 		// Exporters report a full disk as a broken stream ("EOF").
 		fmt.Fprintf(&msg, "\nno space left on the file system of the output directory %s (%d bytes free)", b.outDir, left)
 	}
-	addr := b.eng.Addr
+	// Only a solve's error is the engine's; berth's own checks, pushes
+	// and writes say what failed themselves.
+	out := fmt.Errorf("%w%s", err, msg.String())
 	var ne *nodeError
 	if errors.As(err, &ne) {
-		addr = ne.addr
+		out = fmt.Errorf("build failed on %s: %w%s", ne.addr, err, msg.String())
 	}
-	out := fmt.Errorf("build failed on %s: %w%s", addr, err, msg.String())
 	if d.Len() > 0 {
 		return &buildError{err: out, where: d.Errors()}
 	}

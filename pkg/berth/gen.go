@@ -116,6 +116,11 @@ func GenProject(p *Project, check bool) (*GenResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	return writeSideOutputs(p, files, check)
+}
+
+// writeSideOutputs writes (or checks) side outputs SideOutputs rendered.
+func writeSideOutputs(p *Project, files map[string][]byte, check bool) (*GenResult, error) {
 	names := make([]string, 0, len(files))
 	for n := range files {
 		names = append(names, n)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/berthbuild/berth/pkg/export"
 	"github.com/berthbuild/berth/pkg/llbgen"
+	"github.com/berthbuild/berth/pkg/plan"
 )
 
 // Images. Each builder builds the image targets of each platform in one
@@ -168,11 +169,9 @@ func (b *builder) buildImages(ctx context.Context, u *imageUnit, ch chan *client
 	return nil
 }
 
-// assembleImages writes every service's index into the project's store,
-// and its archive, and pushes it.
-func (b *builder) assembleImages(ctx context.Context) error {
+// assembleImages writes every service's index into the project's store.
+func (b *builder) assembleImages() error {
 	store := b.imageStore()
-	epoch := time.Unix(b.proj.Plan.SourceDateEpoch, 0).UTC()
 	for _, si := range b.results {
 		var ms []export.Manifest
 		for _, t := range b.images(si.service) {
@@ -187,38 +186,56 @@ func (b *builder) assembleImages(ctx context.Context) error {
 			return fmt.Errorf("%s: %w", si.service, err)
 		}
 		si.store, si.index = store, desc
-		if b.o.OCIArchive {
-			if err := export.WriteOCIArchive(b.ociArchivePath(si), store, desc, si.ref, epoch); err != nil {
-				return err
-			}
-		}
 	}
 	// The store is a layout naming each service's index.
 	l := &export.Layout{Dir: store}
 	for _, si := range b.results {
 		l.AddIndex(si.index, si.ref)
 	}
-	if err := l.Finish(); err != nil {
-		return err
+	return l.Finish()
+}
+
+// ociArchives writes every service's OCI archive into dir, to be
+// published with the rest.
+func (b *builder) ociArchives(dir string) error {
+	epoch := time.Unix(b.proj.Plan.SourceDateEpoch, 0).UTC()
+	for _, si := range b.results {
+		name := fmt.Sprintf("%s_%s.oci.tar", si.service, plan.ImageTag(b.proj.Plan.Version))
+		if err := export.WriteOCIArchive(filepath.Join(dir, name), si.store, si.index, si.ref, epoch); err != nil {
+			return err
+		}
+		b.archives = append(b.archives, name)
 	}
-	if b.o.Push == "" {
-		return nil
-	}
+	return nil
+}
+
+// pushImages pushes every service's index, once the build is published,
+// and returns the references pushed.
+func (b *builder) pushImages(ctx context.Context) ([]string, error) {
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(4)
-	for _, si := range b.results {
-		eg.Go(func() error { return pushIndex(ectx, store, si.index, b.pushName(si)) })
+	refs := make([]string, len(b.results))
+	for i, si := range b.results {
+		eg.Go(func() error {
+			refs[i] = b.pushName(si)
+			return pushIndex(ectx, si.store, si.index, refs[i])
+		})
 	}
-	return eg.Wait()
+	return refs, eg.Wait()
 }
 
 // gcStores drops from the image stores every blob this build's images do
 // not reach: the stores hold the last build, not every binary ever built.
+// A build of some services or platforms trims only the project's store:
+// the units' stores keep the others' blobs for the next whole build.
 func (b *builder) gcStores() error {
 	roots := map[string][]ocispecs.Descriptor{}
 	proj := b.imageStore()
 	for _, si := range b.results {
 		roots[proj] = append(roots[proj], si.index)
+	}
+	if b.proj != b.full {
+		return export.GC(proj, roots[proj])
 	}
 	for _, m := range b.manifests {
 		if m.Store != proj {

@@ -86,8 +86,9 @@ func IsPlatformBuilder(v string) (platform, addr string, ok bool) {
 // planNodes decides which builder builds each platform of the plan:
 // --builder PLATFORM=ADDR, then the config's builders[PLATFORM], then the
 // default builder: --builder ADDR, $BUILDKIT_HOST, builders.default, the
-// embedded engine. Platforms with the same builder share a node.
-func planNodes(o BuildOptions, proj *Project) ([]*node, error) {
+// embedded engine. Platforms with the same builder share a node. proj is
+// the whole project, targets what this build builds.
+func planNodes(o BuildOptions, proj *Project, targets []plan.Target) ([]*node, error) {
 	getenv := o.Engine.Getenv
 	if getenv == nil {
 		getenv = o.Env.get
@@ -117,7 +118,7 @@ func planNodes(o BuildOptions, proj *Project) ([]*node, error) {
 	var nodes []*node
 	byKey := map[string]*node{}
 	seen := map[string]bool{}
-	for _, t := range proj.Plan.Targets {
+	for _, t := range targets {
 		if seen[t.Platform] {
 			continue
 		}
@@ -143,8 +144,20 @@ func planNodes(o BuildOptions, proj *Project) ([]*node, error) {
 	}
 	for _, n := range nodes {
 		sort.Strings(n.pfs)
-		if len(nodes) > 1 && (n.opts.Builder == "docker" || (n.opts.Builder == "" && getenv("BUILDKIT_HOST") == "docker")) {
+		if n.opts.Builder != "docker" && (n.opts.Builder != "" || getenv("BUILDKIT_HOST") != "docker") {
+			continue
+		}
+		if len(nodes) > 1 {
 			return nil, errors.New("the Docker engine's BuildKit keeps images inside Docker: it cannot be one of several builders")
+		}
+		// It exports images into Docker only, by name.
+		for _, f := range []struct {
+			on   bool
+			flag string
+		}{{o.Push != "", "--push"}, {o.OCIArchive, "--oci-archive"}, {o.DockerArchive, "--docker-archive"}} {
+			if f.on {
+				return nil, fmt.Errorf("%s: the Docker engine's BuildKit (--builder docker) stores images only inside Docker; build on the embedded engine or a BuildKit address, or push or save from Docker", f.flag)
+			}
 		}
 	}
 	return nodes, nil

@@ -78,7 +78,8 @@ func TestPlanNodes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := BuildOptions{Options: Options{Env: env(tc.host)}, Engine: engine.Options{Builder: tc.def}, Builders: tc.builders}
-			nodes, err := planNodes(o, nodesProject(tc.cfg))
+			p := nodesProject(tc.cfg)
+			nodes, err := planNodes(o, p, p.Plan.Targets)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,13 +88,37 @@ func TestPlanNodes(t *testing.T) {
 			}
 		})
 	}
-	_, err := planNodes(BuildOptions{Builders: map[string]string{"linux/s390x": "tcp://z:1"}}, nodesProject(nil))
+	p := nodesProject(nil)
+	_, err := planNodes(BuildOptions{Builders: map[string]string{"linux/s390x": "tcp://z:1"}}, p, p.Plan.Targets)
 	if err == nil || !strings.Contains(err.Error(), "linux/s390x") {
 		t.Errorf("a builder for a platform not in the plan: %v", err)
 	}
-	_, err = planNodes(BuildOptions{Engine: engine.Options{Builder: "docker"}, Builders: map[string]string{"linux/arm64": "tcp://a:1"}}, nodesProject(nil))
+	_, err = planNodes(BuildOptions{Engine: engine.Options{Builder: "docker"}, Builders: map[string]string{"linux/arm64": "tcp://a:1"}}, p, p.Plan.Targets)
 	if err == nil {
 		t.Error("the Docker engine was accepted as one of several builders")
+	}
+	// A builder is checked against the whole plan, not the platforms
+	// this build chose: the same flags work for every --platform.
+	amd64, err := selectTargets(p.Plan, nil, []string{"linux/amd64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := planNodes(BuildOptions{Builders: map[string]string{"linux/arm64": "tcp://a:1"}}, p, amd64.Targets)
+	if err != nil {
+		t.Fatalf("a builder for a platform this build leaves out: %v", err)
+	}
+	if got := describe(nodes); got != "[linux/amd64]" {
+		t.Errorf("a --platform linux/amd64 build has nodes %s", got)
+	}
+	// What the Docker engine's BuildKit cannot do is refused before
+	// anything is built, not skipped and reported done.
+	for _, o := range []BuildOptions{
+		{Push: "127.0.0.1:5000/x"}, {OCIArchive: true}, {DockerArchive: true},
+	} {
+		o.Engine.Builder = "docker"
+		if _, err := planNodes(o, p, p.Plan.Targets); err == nil || !strings.Contains(err.Error(), "--builder docker") {
+			t.Errorf("%+v on the Docker engine: %v", o, err)
+		}
 	}
 }
 

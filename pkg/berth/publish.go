@@ -17,31 +17,40 @@ import (
 
 // Publishing: verified binaries, the OCI layout, archives, side outputs.
 
-// publish verifies the binaries and moves every result into place.
-func (b *builder) publish(ctx context.Context, binTmp string) (*BuildResult, error) {
-	res := &BuildResult{OutDir: b.outDir}
-	verified := b.memo("verified")
-	if binTmp != "" {
-		for _, t := range b.graph.Targets {
-			if !t.Plan.Outputs.Binary {
-				continue
-			}
-			p := filepath.Join(binTmp, t.Plan.Service, strings.ReplaceAll(t.Plan.Platform, "/", "_"), t.Plan.BinaryName)
-			w := want(t.Plan)
-			key, wk := fileKey(p), fmt.Sprintf("%+v", w)
-			if verified.done(key, wk) {
-				continue // this very file passed these checks before
-			}
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return nil, fmt.Errorf("%s (%s): binary missing from the export: %w", t.Plan.Service, t.Plan.Platform, err)
-			}
-			if err := verify.Binary(data, w); err != nil {
-				return nil, fmt.Errorf("%s (%s): binary check failed: %w", t.Plan.Service, t.Plan.Platform, err)
-			}
-			verified.record(key, wk)
-		}
+// verifyBinaries checks every exported binary before anything is
+// published, pushed or loaded.
+func (b *builder) verifyBinaries(binTmp string) error {
+	if binTmp == "" {
+		return nil
 	}
+	verified := b.memo("verified")
+	for _, t := range b.graph.Targets {
+		if !t.Plan.Outputs.Binary {
+			continue
+		}
+		p := filepath.Join(binTmp, t.Plan.Service, strings.ReplaceAll(t.Plan.Platform, "/", "_"), t.Plan.BinaryName)
+		w := want(t.Plan)
+		key, wk := fileKey(p), fmt.Sprintf("%+v", w)
+		if verified.done(key, wk) {
+			continue // this very file passed these checks before
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return b.targetFailed(t.Plan, fmt.Errorf("%s (%s): binary missing from the export: %w", t.Plan.Service, t.Plan.Platform, err))
+		}
+		if err := verify.Binary(data, w); err != nil {
+			return b.targetFailed(t.Plan, fmt.Errorf("%s (%s): binary check failed: %w", t.Plan.Service, t.Plan.Platform, err))
+		}
+		verified.record(key, wk)
+	}
+	return nil
+}
+
+// publish moves every verified result into place: the OCI layout, the
+// binaries, the side outputs, the bundles and the archives staged in
+// archTmp.
+func (b *builder) publish(ctx context.Context, binTmp, archTmp string) (*BuildResult, error) {
+	res := &BuildResult{OutDir: b.outDir}
 	if len(b.results) > 0 && !b.eng.NoOCIExporter {
 		dest := filepath.Join(b.outDir, "oci")
 		if err := b.publishLayout(dest, res); err != nil {
@@ -54,14 +63,8 @@ func (b *builder) publish(ctx context.Context, binTmp string) (*BuildResult, err
 		res.Layout = dest
 	}
 	if binTmp != "" {
-		for _, s := range b.proj.Plan.Services {
-			src := filepath.Join(binTmp, s)
-			if _, err := os.Stat(src); err != nil {
-				continue
-			}
-			if err := export.ReplaceDir(src, filepath.Join(b.outDir, "bin", s)); err != nil {
-				return nil, err
-			}
+		if err := b.publishBinaries(binTmp); err != nil {
+			return nil, err
 		}
 		for _, t := range b.graph.Targets {
 			if t.Plan.Outputs.Binary {
@@ -71,11 +74,8 @@ func (b *builder) publish(ctx context.Context, binTmp string) (*BuildResult, err
 		sort.Strings(res.Binaries)
 	}
 	tracerFrom(ctx).mark("publish binaries")
-	side, err := SideOutputs(b.proj)
-	if err != nil {
-		return nil, err
-	}
-	gen, err := GenProject(b.proj, false)
+	// The side outputs are the whole project's, whatever this build chose.
+	gen, err := writeSideOutputs(b.full, b.side, false)
 	if err != nil {
 		return nil, err
 	}
@@ -83,29 +83,66 @@ func (b *builder) publish(ctx context.Context, binTmp string) (*BuildResult, err
 		res.Generated = append(res.Generated, outPath(b.proj.Config.Dir, f))
 	}
 	if binTmp != "" {
-		if res.Bundles, err = writeBundles(b.proj, b.outDir, side, b.memo("bundles"), b.layers); err != nil {
+		if res.Bundles, err = writeBundles(b.proj, b.outDir, b.side, b.memo("bundles"), b.layers); err != nil {
 			return nil, err
 		}
 		tracerFrom(ctx).mark("bundles")
 	}
-	if b.o.OCIArchive {
-		for _, si := range b.results {
-			res.Archives = append(res.Archives, filepath.Join(b.outDir, "archives", fmt.Sprintf("%s_%s.oci.tar", si.service, plan.ImageTag(b.proj.Plan.Version))))
+	for _, a := range b.archives {
+		dest := filepath.Join(b.outDir, "archives", a)
+		if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+			return nil, err
 		}
+		if err := os.Rename(filepath.Join(archTmp, a), dest); err != nil {
+			return nil, err
+		}
+		res.Archives = append(res.Archives, dest)
 	}
-	res.Loaded = append(res.Loaded, b.loaded...)
-	res.Archives = append(res.Archives, b.dockerArchives...)
 	if b.eng.NoOCIExporter {
 		for _, si := range b.results {
 			res.Loaded = append(res.Loaded, si.ref)
 		}
 	}
-	if b.o.Push != "" {
-		for _, si := range b.results {
-			res.Pushed = append(res.Pushed, strings.TrimSuffix(b.o.Push, "/")+"/"+si.ref)
+	return res, nil
+}
+
+// publishBinaries moves the binaries into OUT/bin: a service's directory
+// as a whole when this build built all its platforms, else each built
+// platform's, leaving the others as they are.
+func (b *builder) publishBinaries(binTmp string) error {
+	for _, s := range b.proj.Plan.Services {
+		src := filepath.Join(binTmp, s)
+		if _, err := os.Stat(src); err != nil {
+			continue
+		}
+		dest := filepath.Join(b.outDir, "bin", s)
+		if countTargets(b.proj.Plan, s) == countTargets(b.full.Plan, s) {
+			if err := export.ReplaceDir(src, dest); err != nil {
+				return err
+			}
+			continue
+		}
+		for _, t := range b.proj.Plan.Targets {
+			if t.Service != s || !t.Outputs.Binary {
+				continue
+			}
+			pf := strings.ReplaceAll(t.Platform, "/", "_")
+			if err := export.ReplaceDir(filepath.Join(src, pf), filepath.Join(dest, pf)); err != nil {
+				return err
+			}
 		}
 	}
-	return res, nil
+	return nil
+}
+
+func countTargets(p *plan.Plan, service string) int {
+	n := 0
+	for _, t := range p.Targets {
+		if t.Service == service {
+			n++
+		}
+	}
+	return n
 }
 
 // publishLayout merges the services' stores into one OCI layout, keeping
@@ -136,7 +173,7 @@ func (b *builder) publishLayout(dest string, res *BuildResult) error {
 		built[si.service] = true
 		res.Images = append(res.Images, ImageResult{Service: si.service, Ref: si.ref, Digest: desc.Digest.String()})
 	}
-	if err := keepOthers(dest, lay, built); err != nil {
+	if err := keepOthers(dest, lay, built, b.full.Plan); err != nil {
 		return err
 	}
 	if err := lay.Finish(); err != nil {
@@ -145,9 +182,16 @@ func (b *builder) publishLayout(dest string, res *BuildResult) error {
 	return export.ReplaceDir(tmp, dest)
 }
 
-// keepOthers carries over, from an existing layout, the indexes of
-// services not rebuilt now.
-func keepOthers(dest string, lay *export.Layout, built map[string]bool) error {
+// keepOthers carries over, from an existing layout, the indexes of the
+// project's services not rebuilt now; a service gone from the project
+// goes from the layout.
+func keepOthers(dest string, lay *export.Layout, built map[string]bool, full *plan.Plan) error {
+	images := map[string]bool{}
+	for _, t := range full.Targets {
+		if t.Outputs.Image {
+			images[t.Service] = true
+		}
+	}
 	b, err := os.ReadFile(filepath.Join(dest, "index.json"))
 	if err != nil {
 		return nil
@@ -165,7 +209,7 @@ func keepOthers(dest string, lay *export.Layout, built map[string]bool) error {
 		}
 		name := d.Annotations[export.RefName]
 		svc, _, _ := strings.Cut(name, ":")
-		if built[svc] {
+		if built[svc] || !images[svc] {
 			continue
 		}
 		// Only the blobs of the images kept: the layout holds what its

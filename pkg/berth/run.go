@@ -32,8 +32,10 @@ import (
 // solve per builder and platform for the images (images.go).
 
 type builder struct {
-	o    BuildOptions
-	proj *Project
+	o BuildOptions
+	// proj holds the targets this build builds; full is the whole
+	// project (the same, unless --service or --platform chose some).
+	proj, full *Project
 	// eng is the default builder's engine (the only one, unless
 	// platforms have builders of their own); nodes are all of them.
 	eng    *engine.Engine
@@ -65,8 +67,15 @@ type builder struct {
 	// lastSolve is when the last solve returned.
 	lastSolve time.Time
 
-	loaded         []string
-	dockerArchives []string
+	disp progressui.Display
+	// side holds the whole project's side outputs, rendered before the
+	// build starts.
+	side map[string][]byte
+	// archives are the archives staged for publishing, by name.
+	archives []string
+	// failedTargets are targets a check on this machine failed, for
+	// their positions in the config.
+	failedTargets []*plan.Target
 }
 
 type failure struct {
@@ -108,19 +117,11 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 	if st, err := os.Stat(b.eng.RuncLog); err == nil {
 		b.runcLogAt = st.Size()
 	}
-	mode := progressui.DisplayMode(b.o.Progress)
-	if mode == "" {
-		mode = progressui.AutoMode
-	}
-	disp, err := progressui.NewDisplay(b.stderr, mode)
-	if err != nil {
-		return nil, fmt.Errorf("--progress %s: %w", b.o.Progress, err)
-	}
 	status := make(chan *client.SolveStatus)
 	dispDone := make(chan struct{})
 	go func() {
 		defer close(dispDone)
-		_, _ = disp.UpdateFrom(context.WithoutCancel(ctx), status)
+		_, _ = b.disp.UpdateFrom(context.WithoutCancel(ctx), status)
 	}()
 	var fwd sync.WaitGroup
 	newStatus := func(n *node) chan *client.SolveStatus {
@@ -143,13 +144,22 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 	}
 
 	var temps []string
+	solveCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	eg, ectx := errgroup.WithContext(solveCtx)
+	started := false // whether eg has goroutines to wait for
 	defer func() {
+		if started {
+			// An early return: the solves stop, and nothing writes into
+			// the temporary directories removed here.
+			stop()
+			_ = eg.Wait()
+		}
 		for _, t := range temps {
 			os.RemoveAll(t)
 		}
 	}()
 	binTmp := ""
-	eg, ectx := errgroup.WithContext(ctx)
 	// binDone is closed once a node's binaries solve returns; see
 	// cacheSolve for why image solves wait for it.
 	binDone := map[*node]chan struct{}{}
@@ -171,6 +181,7 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 			ch := newStatus(n)
 			done := make(chan struct{})
 			binDone[n] = done
+			started = true
 			eg.Go(func() error {
 				defer close(done)
 				defer b.solved()
@@ -188,9 +199,10 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 		// name: a solve per service.
 		for _, si := range b.results {
 			ch := newStatus(b.nodes[0])
+			started = true
 			eg.Go(func() error {
 				defer b.solved()
-				return b.buildMobyImage(ectx, si, ch)
+				return onNode(b.nodes[0], b.buildMobyImage(ectx, si, ch))
 			})
 		}
 	} else if len(b.results) > 0 {
@@ -214,6 +226,7 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 		defer unlock()
 		for _, u := range units {
 			ch := newStatus(u.n)
+			started = true
 			eg.Go(func() error {
 				if done, ok := binDone[u.n]; ok && b.cacheSolve() {
 					select {
@@ -246,34 +259,65 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 		tracerFrom(ctx).markAt("solve and export", b.lastSolve)
 		tracerFrom(ctx).mark("binaries from images")
 	}
+	started = false
+	// Everything is checked and staged before anything is published:
+	// a failure here leaves the output directory as it was.
 	if err == nil && len(b.nodes) > 1 {
 		err = b.assembleBinaries(binTmp)
 	}
-	if err == nil && len(b.results) > 0 && !b.eng.NoOCIExporter {
-		err = b.assembleImages(ctx)
+	if err == nil {
+		err = b.verifyBinaries(binTmp)
+	}
+	ociImages := len(b.results) > 0 && !b.eng.NoOCIExporter
+	if err == nil && ociImages {
+		err = b.assembleImages()
 		tracerFrom(ctx).mark("assemble images")
 	}
-	if err == nil && (b.o.Load || b.o.DockerArchive) && !b.eng.NoOCIExporter {
-		err = b.dockerImages(ctx, newStatus)
+	archTmp := ""
+	if err == nil && ociImages && (b.o.OCIArchive || b.o.DockerArchive) {
+		if archTmp, err = export.TempDir(filepath.Join(b.outDir, "archives")); err == nil {
+			temps = append(temps, archTmp)
+			if b.o.OCIArchive {
+				err = b.ociArchives(archTmp)
+			}
+			if err == nil && b.o.DockerArchive {
+				err = b.dockerArchives(ctx, archTmp, newStatus)
+			}
+		}
+	}
+	published := false
+	if err == nil {
+		res, err = b.publish(ctx, binTmp, archTmp)
+		published = err == nil
+	}
+	// What leaves this machine goes last, once the outputs are in place.
+	if published && ociImages && b.o.Push != "" {
+		res.Pushed, err = b.pushImages(ctx)
+	}
+	if published && err == nil && ociImages && b.o.Load {
+		res.Loaded, err = b.loadImages(ctx, newStatus)
 	}
 	fwd.Wait()
 	close(status)
 	<-dispDone
 	if err != nil {
+		if published && ctx.Err() != nil {
+			return nil, fmt.Errorf("canceled after the build's outputs were written to %s: %w", b.outDir, ctx.Err())
+		}
+		if published {
+			return nil, fmt.Errorf("%w\nberth: the build itself is done: its outputs are in %s", b.explain(err), b.outDir)
+		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("build canceled; nothing was written: %w", ctx.Err())
 		}
 		return nil, b.explain(err)
 	}
-	res, err = b.publish(ctx, binTmp)
-	if err == nil {
-		// The build is done: a cache that cannot be trimmed only stays
-		// larger.
-		if terr := trimCache(b.cacheDir, time.Now()); terr != nil {
-			fmt.Fprintf(b.stderr, "berth: %v\n", terr)
-		}
+	// The build is done: a cache that cannot be trimmed only stays
+	// larger.
+	if terr := trimCache(b.cacheDir, time.Now()); terr != nil {
+		fmt.Fprintf(b.stderr, "berth: %v\n", terr)
 	}
-	return res, err
+	return res, nil
 }
 
 // fromImage reports whether a target's binary is taken from its image's
@@ -398,10 +442,6 @@ func (b *builder) buildMobyImage(ctx context.Context, si *serviceImage, ch chan 
 	return err
 }
 
-func (b *builder) ociArchivePath(si *serviceImage) string {
-	return filepath.Join(b.outDir, "archives", fmt.Sprintf("%s_%s.oci.tar", si.service, plan.ImageTag(b.proj.Plan.Version)))
-}
-
 func (b *builder) pushName(si *serviceImage) string {
 	return strings.TrimSuffix(b.o.Push, "/") + "/" + si.ref
 }
@@ -436,14 +476,15 @@ func (b *builder) imageResult(ctx context.Context, c gateway.Client, n *node, im
 				return err
 			}
 			// A target with a binary output is verified from that export,
-			// before anything is published; read the others here.
-			if !t.Plan.Outputs.Binary {
+			// before anything is published; read the others here, and
+			// every one the Docker engine stores as it exports.
+			if !t.Plan.Outputs.Binary || n.eng.NoOCIExporter {
 				bin, err := ref.ReadFile(ectx, gateway.ReadRequest{Filename: llbgen.ImagePath(t.Plan.BinaryName)})
 				if err != nil {
 					return fmt.Errorf("read %s of %s (%s): %w", t.Plan.BinaryName, t.Plan.Service, t.Plan.Platform, err)
 				}
 				if err := verify.Binary(bin, want(t.Plan)); err != nil {
-					return fmt.Errorf("%s (%s): binary check failed: %w", t.Plan.Service, t.Plan.Platform, err)
+					return b.targetFailed(t.Plan, fmt.Errorf("%s (%s): binary check failed: %w", t.Plan.Service, t.Plan.Platform, err))
 				}
 			}
 			refs[i] = ref
