@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/containerd/platforms"
 	digest "github.com/opencontainers/go-digest"
@@ -109,6 +110,7 @@ func toolchainImages(cacheDir string) string { return filepath.Join(cacheDir, "t
 func executableToolchain(src, cacheDir string) (string, error) {
 	dest := filepath.Join(cacheDir, "toolchains", filepath.Base(src))
 	if _, err := os.Stat(filepath.Join(dest, ".complete")); err == nil {
+		used(dest, time.Now()) // kept from trimToolchains
 		return dest, nil
 	}
 	tmp, err := export.TempDir(dest)

@@ -32,6 +32,10 @@ import (
 // its cache, and the steps mount that image, known by digest: the engine
 // fetches it through the session the first time and never looks again.
 
+// toolchainMarker starts the name of the file that records a packed
+// toolchain's manifest in the store.
+const toolchainMarker = "berth-"
+
 // ToolchainStoreID names the OCI store of toolchain images in a solve's
 // session.
 const ToolchainStoreID = "berth-toolchains"
@@ -51,10 +55,11 @@ const ToolchainStoreID = "berth-toolchains"
 // layers since v0.10), so gzip's wider reach buys nothing here.
 func toolchainImage(goroot, store string, p ocispecs.Platform) (digest.Digest, error) {
 	key := sha256.Sum256([]byte(fmt.Sprintf("berth toolchain image v4\n%s\n%q\n%s/%s", filepath.Base(goroot), toolchainExcludes, p.OS, p.Architecture)))
-	marker := filepath.Join(store, "berth-"+hex.EncodeToString(key[:8]))
+	marker := filepath.Join(store, toolchainMarker+hex.EncodeToString(key[:8]))
 	if b, err := os.ReadFile(marker); err == nil {
 		if d, err := digest.Parse(string(b)); err == nil {
-			if _, err := os.Stat(filepath.Join(store, "blobs", "sha256", d.Encoded())); err == nil {
+			if export.Holds(store, ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageManifest, Digest: d}) {
+				used(marker, time.Now()) // kept from trimToolchains
 				return d, nil
 			}
 		}

@@ -5,6 +5,10 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berthbuild/berth/pkg/export"
 )
 
 func TestTrimCache(t *testing.T) {
@@ -45,10 +49,14 @@ func TestTrimCache(t *testing.T) {
 		newBin,
 		entry("golist/k4.json", recent),
 		entry("seen/verified/k5", recent),
-		// Not trimmed, however old: the toolchains and the static base.
+		// Not trimmed, however old: the static base, and toolchains
+		// younger than toolchainAge (TestTrimToolchains).
 		entry("toolchain-images/blobs/sha256/k6", old),
 		entry("toolchains/go1.26.8.linux-amd64/.complete", old),
 		entry("static/k7/ca.pem", old),
+	}
+	if err := os.Chtimes(filepath.Join(dir, "toolchains", "go1.26.8.linux-amd64"), recent, recent); err != nil {
+		t.Fatal(err)
 	}
 	store := filepath.Join(dir, "oci", "cccc")
 	entry("oci/cccc/images/index.json", recent)
@@ -133,5 +141,82 @@ func TestMemoDoneRenews(t *testing.T) {
 	}
 	if time.Since(st.ModTime()) > time.Minute {
 		t.Errorf("consulted memo keeps its time %v", st.ModTime())
+	}
+}
+
+// A toolchain unused for toolchainAge goes: its marker, the blobs only it
+// reaches, and its copy for the Docker engine. The toolchains in use, and
+// blobs of one being packed, stay.
+func TestTrimToolchains(t *testing.T) {
+	dir := t.TempDir()
+	store := toolchainImages(dir)
+	now := time.Unix(1_800_000_000, 0)
+	old, recent := now.Add(-toolchainAge-time.Hour), now.Add(-trimAge-time.Hour)
+	// Two toolchains, packed long ago; one of them still in use.
+	pack := func(name string, used time.Time) (marker string, blobs []string) {
+		t.Helper()
+		layer, err := putJSON(store, ocispecs.MediaTypeImageLayer, name+" layer")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := putJSON(store, ocispecs.MediaTypeImageConfig, name+" config")
+		if err != nil {
+			t.Fatal(err)
+		}
+		man, err := putJSON(store, ocispecs.MediaTypeImageManifest, ocispecs.Manifest{MediaType: ocispecs.MediaTypeImageManifest, Config: cfg, Layers: []ocispecs.Descriptor{layer}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		marker = filepath.Join(store, toolchainMarker+name)
+		if err := os.WriteFile(marker, []byte(man.Digest.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []ocispecs.Descriptor{layer, cfg, man} {
+			p := export.BlobPath(store, d)
+			blobs = append(blobs, p)
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chtimes(marker, used, used); err != nil {
+			t.Fatal(err)
+		}
+		return marker, blobs
+	}
+	gone, goneBlobs := pack("go1.25", old)
+	kept, keptBlobs := pack("go1.26", recent)
+	// A toolchain being packed: its layer is written, its marker is not.
+	packing, err := putJSON(store, ocispecs.MediaTypeImageLayer, "go1.27 layer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	just := now.Add(-time.Minute)
+	os.Chtimes(export.BlobPath(store, packing), just, just)
+	tmp := filepath.Join(store, "blobs", "sha256", ".layer-123")
+	if err := os.WriteFile(tmp, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(tmp, old, old)
+	copyOld := filepath.Join(dir, "toolchains", "go1.25.linux-amd64")
+	copyNew := filepath.Join(dir, "toolchains", "go1.26.linux-amd64")
+	for p, mt := range map[string]time.Time{copyOld: old, copyNew: recent} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, mt, mt)
+	}
+
+	if err := trimCache(dir, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range append([]string{gone, copyOld}, goneBlobs...) {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s: not trimmed (%v)", p, err)
+		}
+	}
+	for _, p := range append([]string{kept, copyNew, tmp, export.BlobPath(store, packing)}, keptBlobs...) {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: trimmed: %v", p, err)
+		}
 	}
 }

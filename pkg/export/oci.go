@@ -2,11 +2,15 @@ package export
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
@@ -167,6 +171,17 @@ func (l *Layout) AddImage(store string, desc ocispecs.Descriptor) error {
 // kept between builds then holds what the last build made, not every
 // binary ever built.
 func GC(store string, roots []ocispecs.Descriptor) error {
+	return gc(store, roots, time.Time{})
+}
+
+// GCBefore is GC for a store others may be adding to: it removes only
+// unreached blobs last modified before cutoff, and no file being written
+// (a dot file).
+func GCBefore(store string, roots []ocispecs.Descriptor, cutoff time.Time) error {
+	return gc(store, roots, cutoff)
+}
+
+func gc(store string, roots []ocispecs.Descriptor, cutoff time.Time) error {
 	keep := map[string]bool{}
 	for _, r := range roots {
 		if err := reach(store, r, keep); err != nil {
@@ -179,10 +194,17 @@ func GC(store string, roots []ocispecs.Descriptor) error {
 		return err
 	}
 	for _, e := range ents {
-		if !keep[e.Name()] {
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
-				return err
+		if keep[e.Name()] {
+			continue
+		}
+		if !cutoff.IsZero() {
+			info, err := e.Info()
+			if err != nil || strings.HasPrefix(e.Name(), ".") || !info.ModTime().Before(cutoff) {
+				continue
 			}
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
 		}
 	}
 	return nil
