@@ -148,6 +148,17 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 			}
 		}
 	}()
+	cacheTo, err := bkbuild.ParseExportCache(o.CacheTo)
+	if err != nil {
+		return nil, fmt.Errorf("--cache-to: %w", err)
+	}
+	cacheFrom, err := bkbuild.ParseImportCache(o.CacheFrom)
+	if err != nil {
+		return nil, fmt.Errorf("--cache-from: %w", err)
+	}
+	if err := (&builder{nodes: nodes, cacheTo: cacheTo, cacheFrom: cacheFrom}).checkCaches(); err != nil {
+		return nil, err
+	}
 	cacheDir := o.CacheDir
 	if cacheDir == "" {
 		cacheDir = defaultCacheDir(o.Env)
@@ -280,14 +291,6 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	secretValues, err := readSecrets(proj, o.Env)
 	if err != nil {
 		return nil, err
-	}
-	cacheTo, err := bkbuild.ParseExportCache(o.CacheTo)
-	if err != nil {
-		return nil, fmt.Errorf("--cache-to: %w", err)
-	}
-	cacheFrom, err := bkbuild.ParseImportCache(o.CacheFrom)
-	if err != nil {
-		return nil, fmt.Errorf("--cache-from: %w", err)
 	}
 	b := &builder{
 		secrets: secretsprovider.FromMap(secretValues),

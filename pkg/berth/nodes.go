@@ -242,6 +242,21 @@ func (b *builder) cacheExports(n *node) ([]client.CacheOptionsEntry, error) {
 	return b.nodeCache(n, b.cacheTo, "dest")
 }
 
+// checkCaches fails when a cache entry cannot be split among the
+// builders, before anything is solved: an import that cannot be is not
+// silently left out.
+func (b *builder) checkCaches() error {
+	for _, n := range b.nodes {
+		if _, err := b.cacheExports(n); err != nil {
+			return fmt.Errorf("--cache-to: %w", err)
+		}
+		if _, err := b.cacheImports(n); err != nil {
+			return fmt.Errorf("--cache-from: %w", err)
+		}
+	}
+	return nil
+}
+
 // cacheImports are the cache imports of node n's solves.
 func (b *builder) cacheImports(n *node) ([]client.CacheOptionsEntry, error) {
 	return b.nodeCache(n, b.cacheFrom, "src")

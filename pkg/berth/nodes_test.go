@@ -149,6 +149,11 @@ func TestNodeCache(t *testing.T) {
 	if _, err := b.nodeCache(arm, []client.CacheOptionsEntry{{Type: "gha", Attrs: map[string]string{}}}, "dest"); err == nil {
 		t.Error("gha cache accepted with several builders")
 	}
+	// An import that cannot be split fails the build, as an export does.
+	b.cacheFrom = []client.CacheOptionsEntry{{Type: "registry", Attrs: map[string]string{"ref": "localhost:5000/shop/cache@sha256:" + strings.Repeat("a", 64)}}}
+	if err := b.checkCaches(); err == nil || !strings.HasPrefix(err.Error(), "--cache-from: ") {
+		t.Errorf("a cache import by digest with several builders: %v", err)
+	}
 	one := &builder{nodes: []*node{arm}}
 	if got, _ := one.nodeCache(arm, in, "dest"); !reflect.DeepEqual(got, in) {
 		t.Error("with one builder the entries must stay as given")

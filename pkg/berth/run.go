@@ -388,7 +388,7 @@ func (b *builder) solveOpt(n *node, exports []client.ExportEntry) client.SolveOp
 	// third of a warm no-op). Remote builders and Docker's keep theirs,
 	// for their operators.
 	o.Internal = n.eng.Kind == engine.Embedded
-	// Cannot fail: cacheExports, called first, checks the same entries.
+	// Cannot fail: Build checks every node's entries (checkCaches).
 	o.CacheImports, _ = b.cacheImports(n)
 	return o
 }
