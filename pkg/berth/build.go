@@ -344,7 +344,8 @@ func selectTargets(p *plan.Plan, services, pfs []string) (*plan.Plan, error) {
 	want := make([]string, len(pfs))
 	for i, pf := range pfs {
 		want[i] = pf
-		if v, err := platforms.Parse(pf); err == nil {
+		// os/arch[/variant], never completed from this machine's.
+		if v, err := platforms.Parse(pf); err == nil && strings.Contains(pf, "/") {
 			want[i] = platforms.Format(platforms.Normalize(v))
 		}
 		if !slices.Contains(all, want[i]) {

@@ -29,12 +29,19 @@ func dockerEngine(ctx context.Context) (*dockerclient.Client, string, error) {
 		api.Close()
 		return nil, "", fmt.Errorf("--load: no Docker engine answers at %s (set DOCKER_HOST, or leave out --load): %w", api.DaemonHost(), err)
 	}
+	// Docker reports uname's machine; the plan names platforms as OCI does.
 	arch := info.Architecture
 	switch arch {
 	case "x86_64":
 		arch = "amd64"
 	case "aarch64":
 		arch = "arm64"
+	case "armv7l":
+		arch = "arm/v7"
+	case "armv6l":
+		arch = "arm/v6"
+	case "i386", "i686":
+		arch = "386"
 	}
 	return api, info.OSType + "/" + arch, nil
 }
@@ -83,7 +90,8 @@ func (b *builder) loadImages(ctx context.Context, newStatus func(*node) chan *cl
 			out := func(map[string]string) (io.WriteCloser, error) { return pw, nil }
 			err := b.dockerArchive(ctx, si, t, out, newStatus(b.nodeOf(t.Plan)))
 			pw.CloseWithError(err)
-			if lerr := <-loadErr; err == nil && lerr != nil {
+			if lerr := <-loadErr; lerr != nil {
+				// Docker's own error: the export then only broke its pipe.
 				err = fmt.Errorf("--load %s: %w", si.ref, lerr)
 			}
 			if err != nil {

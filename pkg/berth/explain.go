@@ -94,6 +94,8 @@ func (b *builder) explain(err error) error {
 		d.Add(src)
 	}
 	b.mu.Lock()
+	// A check of berth's failed, though perhaps inside a solve.
+	checked := len(b.failedTargets) > 0
 	for _, t := range b.failedTargets {
 		if t.Source.Start.File != "" {
 			d.Add(&diag.Error{
@@ -115,11 +117,11 @@ func (b *builder) explain(err error) error {
 		// Exporters report a full disk as a broken stream ("EOF").
 		fmt.Fprintf(&msg, "\nno space left on the file system of the output directory %s (%d bytes free)", b.outDir, left)
 	}
-	// Only a solve's error is the engine's; berth's own checks, pushes
-	// and writes say what failed themselves.
+	// Only a solve's error is the engine's; berth's own checks (in a
+	// solve or not), pushes and writes say what failed themselves.
 	out := fmt.Errorf("%w%s", err, msg.String())
 	var ne *nodeError
-	if errors.As(err, &ne) {
+	if errors.As(err, &ne) && !checked {
 		out = fmt.Errorf("build failed on %s: %w%s", ne.addr, err, msg.String())
 	}
 	if d.Len() > 0 {

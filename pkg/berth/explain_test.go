@@ -25,6 +25,13 @@ func TestExplainClientSideFailure(t *testing.T) {
 		t.Errorf("a failed binary check does not point at the service (berth.cue:7:2): %v", err)
 	}
 
+	// A check made in a solve's callback comes back as the solve's error.
+	b = &builder{eng: &engine.Engine{Addr: "the embedded engine"}, outDir: t.TempDir()}
+	err = b.explain(onNode(&node{}, b.targetFailed(tg, errors.New("api (linux/arm64): binary check failed: not an ELF file"))))
+	if strings.HasPrefix(err.Error(), "build failed on") || !errors.As(err, &w) || !strings.Contains(fmt.Sprint(w.Where()), "berth.cue:7:2") {
+		t.Errorf("a check in a solve's callback: %v (at %v)", err, w)
+	}
+
 	b = &builder{eng: &engine.Engine{Addr: "the embedded engine"}, outDir: t.TempDir()}
 	err = b.explain(onNode(&node{opts: engine.Options{Builder: "tcp://arm:1"}}, errors.New("process did not complete")))
 	if !strings.HasPrefix(err.Error(), "build failed on tcp://arm:1: process did not complete") {

@@ -75,6 +75,7 @@ func (b *builder) publish(ctx context.Context, binTmp, archTmp string) (*BuildRe
 	}
 	tracerFrom(ctx).mark("publish binaries")
 	// The side outputs are the whole project's, whatever this build chose.
+	b.wrote = true // from here on, any step may have written a file
 	gen, err := writeSideOutputs(b.full, b.side, false)
 	if err != nil {
 		return nil, err
@@ -120,6 +121,7 @@ func (b *builder) publishBinaries(binTmp string) error {
 			if err := export.ReplaceDir(src, dest); err != nil {
 				return err
 			}
+			b.wrote = true
 			continue
 		}
 		for _, t := range b.proj.Plan.Targets {
@@ -130,6 +132,7 @@ func (b *builder) publishBinaries(binTmp string) error {
 			if err := export.ReplaceDir(filepath.Join(src, pf), filepath.Join(dest, pf)); err != nil {
 				return err
 			}
+			b.wrote = true
 		}
 	}
 	return nil
@@ -179,7 +182,11 @@ func (b *builder) publishLayout(dest string, res *BuildResult) error {
 	if err := lay.Finish(); err != nil {
 		return err
 	}
-	return export.ReplaceDir(tmp, dest)
+	if err := export.ReplaceDir(tmp, dest); err != nil {
+		return err
+	}
+	b.wrote = true
+	return nil
 }
 
 // keepOthers carries over, from an existing layout, the indexes of the

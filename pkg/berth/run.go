@@ -71,6 +71,8 @@ type builder struct {
 	// side holds the whole project's side outputs, rendered before the
 	// build starts.
 	side map[string][]byte
+	// wrote is set once publishing has changed the output directory.
+	wrote bool
 	// archives are the archives staged for publishing, by name.
 	archives []string
 	// failedTargets are targets a check on this machine failed, for
@@ -124,6 +126,16 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 		_, _ = b.disp.UpdateFrom(context.WithoutCancel(ctx), status)
 	}()
 	var fwd sync.WaitGroup
+	drained := false
+	// drain waits for the progress of every solve, then the display.
+	drain := func() {
+		if !drained {
+			drained = true
+			fwd.Wait()
+			close(status)
+			<-dispDone
+		}
+	}
 	newStatus := func(n *node) chan *client.SolveStatus {
 		ch := make(chan *client.SolveStatus)
 		fwd.Add(1)
@@ -155,6 +167,7 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 			stop()
 			_ = eg.Wait()
 		}
+		drain()
 		for _, t := range temps {
 			os.RemoveAll(t)
 		}
@@ -297,17 +310,18 @@ func (b *builder) run(ctx context.Context) (res *BuildResult, err error) {
 	if published && err == nil && ociImages && b.o.Load {
 		res.Loaded, err = b.loadImages(ctx, newStatus)
 	}
-	fwd.Wait()
-	close(status)
-	<-dispDone
+	drain()
 	if err != nil {
-		if published && ctx.Err() != nil {
+		switch {
+		case published && ctx.Err() != nil:
 			return nil, fmt.Errorf("canceled after the build's outputs were written to %s: %w", b.outDir, ctx.Err())
-		}
-		if published {
+		case published:
 			return nil, fmt.Errorf("%w\nberth: the build itself is done: its outputs are in %s", b.explain(err), b.outDir)
-		}
-		if ctx.Err() != nil {
+		case b.wrote && ctx.Err() != nil:
+			return nil, fmt.Errorf("canceled while publishing: the outputs in %s are partly this build's: %w", b.outDir, ctx.Err())
+		case b.wrote:
+			return nil, fmt.Errorf("%w\nberth: the outputs in %s are partly this build's; build again", b.explain(err), b.outDir)
+		case ctx.Err() != nil:
 			return nil, fmt.Errorf("build canceled; nothing was written: %w", ctx.Err())
 		}
 		return nil, b.explain(err)

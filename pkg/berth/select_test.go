@@ -33,6 +33,7 @@ func TestSelectTargets(t *testing.T) {
 		{nil, []string{"linux/arm64"}, "[api] api@linux/arm64"},
 		{nil, []string{"linux/arm"}, "[edge] edge@linux/arm/v7"}, // normalized, as buildx does
 		{[]string{"api"}, []string{"linux/amd64", "linux/arm/v7"}, "[api] api@linux/amd64"},
+		{nil, []string{"arm64"}, "--platform arm64: no service builds it (the plan has linux/amd64, linux/arm64, linux/arm/v7)"},
 		{[]string{"nope"}, nil, "--service nope: no such service (have api, edge)"},
 		{nil, []string{"linux/s390x"}, "--platform linux/s390x: no service builds it (the plan has linux/amd64, linux/arm64, linux/arm/v7)"},
 		{[]string{"api", "edge"}, []string{"linux/arm64"}, "--service edge: it is built for linux/arm/v7, not for --platform linux/arm64"},
