@@ -218,8 +218,6 @@ func start(ctx context.Context, o Options, p Paths) error {
 	if pid := readPID(p.PID); pid > 0 && alive(pid) {
 		_ = stopPID(pid, 10*time.Second)
 	}
-	_ = os.Remove(p.Socket)
-	_ = os.Remove(p.PID)
 	if err := os.MkdirAll(p.Root, 0o700); err != nil {
 		return err
 	}
@@ -228,6 +226,15 @@ func start(ctx context.Context, o Options, p Paths) error {
 		return err
 	}
 	defer logf.Close()
+	// What a killed daemon left half done goes, while none runs. A
+	// rootless daemon's snapshots belong to its user namespace.
+	if pid := readPID(p.PID); !p.Rootless && (pid <= 0 || !alive(pid)) {
+		if err := cleanSnapshots(ctx, p.Root); err != nil {
+			fmt.Fprintf(logf, "--- berth could not clean the snapshots: %v\n", err)
+		}
+	}
+	_ = os.Remove(p.Socket)
+	_ = os.Remove(p.PID)
 	args := []string{
 		"--root", p.Root,
 		"--addr", "unix://" + p.Socket,
