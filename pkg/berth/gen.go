@@ -3,9 +3,7 @@ package berth
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -159,74 +157,6 @@ func writeSideOutputs(p *Project, files map[string][]byte, check bool) (*GenResu
 			return nil, err
 		}
 	}
-	// What berth generated before and no longer does: a service gone, or
-	// an output turned off.
-	stale, err := staleSideOutputs(p, files)
-	if err != nil {
-		return nil, err
-	}
-	for _, n := range stale {
-		full := filepath.Join(p.Config.Dir, filepath.FromSlash(n))
-		if check {
-			old, _ := os.ReadFile(full)
-			res.Stale = append(res.Stale, n)
-			text, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-				A: difflib.SplitLines(string(old)), FromFile: "a/" + n, ToFile: "/dev/null", Context: 3,
-			})
-			diff.WriteString(text)
-			continue
-		}
-		if err := os.Remove(full); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		_ = os.Remove(filepath.Dir(full)) // a service's directory, once empty
-	}
 	res.Diff = diff.String()
 	return res, nil
-}
-
-// staleSideOutputs lists, relative to the config directory, the files
-// under OUT/docker/<service>/ and OUT/systemd/ that berth would write for
-// some service but files does not hold. Nothing is stale in an output
-// directory that holds the project itself (--out .).
-func staleSideOutputs(p *Project, files map[string][]byte) ([]string, error) {
-	out := outPath(p.Config.Dir, p.Plan.OutDir)
-	if within(p.Config.Dir, out) || within(p.Module.Dir, out) {
-		return nil, nil
-	}
-	var stale []string
-	add := func(abs string) {
-		rel, err := filepath.Rel(p.Config.Dir, abs)
-		if err == nil {
-			if _, ok := files[filepath.ToSlash(rel)]; !ok {
-				stale = append(stale, filepath.ToSlash(rel))
-			}
-		}
-	}
-	docker := filepath.Join(out, "docker")
-	svcs, err := os.ReadDir(docker)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	for _, d := range svcs {
-		if !d.IsDir() {
-			continue
-		}
-		for _, name := range []string{"Dockerfile", "Dockerfile.dockerignore", ".dockerignore"} {
-			if _, err := os.Lstat(filepath.Join(docker, d.Name(), name)); err == nil {
-				add(filepath.Join(docker, d.Name(), name))
-			}
-		}
-	}
-	units, err := os.ReadDir(filepath.Join(out, "systemd"))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	for _, u := range units {
-		if n := u.Name(); u.Type().IsRegular() && (strings.HasSuffix(n, ".service") || strings.HasSuffix(n, ".env")) {
-			add(filepath.Join(out, "systemd", n))
-		}
-	}
-	sort.Strings(stale)
-	return stale, nil
 }

@@ -9,10 +9,10 @@ import (
 )
 
 // pruneStale removes from the output directory what a build of the whole
-// project no longer makes: the binaries and bundles of services gone from
-// the config, of platforms gone from a service, of an earlier version.
-// Only berth's own kinds of files in berth's own directories go; a build
-// of some targets prunes nothing.
+// project no longer makes: the binaries, bundles, Dockerfiles and units
+// of services gone from the config, of platforms gone from a service, of
+// an earlier version. Only berth's own kinds of files in berth's own
+// directories go; a build of some targets prunes nothing.
 func (b *builder) pruneStale(res *BuildResult) error {
 	if b.proj != b.full || within(b.proj.Config.Dir, b.outDir) || within(b.proj.Module.Dir, b.outDir) {
 		// An output directory that holds the project holds the user's
@@ -57,7 +57,10 @@ func (b *builder) pruneStale(res *BuildResult) error {
 	prune(filepath.Join(b.outDir, "bundle"), func(name string, isDir bool) bool {
 		return !isDir && strings.HasSuffix(name, ".tar.gz")
 	})
-	// Dockerfiles and units: writeSideOutputs (staleSideOutputs).
+	prune(filepath.Join(b.outDir, "docker"), dirs)
+	prune(filepath.Join(b.outDir, "systemd"), func(name string, isDir bool) bool {
+		return !isDir && (strings.HasSuffix(name, ".service") || strings.HasSuffix(name, ".env"))
+	})
 	return errors.Join(errs...)
 }
 
