@@ -104,10 +104,6 @@ func (b *builder) publish(ctx context.Context, binTmp, archTmp string) (*BuildRe
 			res.Loaded = append(res.Loaded, si.ref)
 		}
 	}
-	// Left over, a stale file only misleads; it does not fail the build.
-	if err := b.pruneStale(res); err != nil {
-		fmt.Fprintf(b.stderr, "berth: remove stale outputs: %v\n", err)
-	}
 	return res, nil
 }
 

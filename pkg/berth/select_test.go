@@ -53,20 +53,3 @@ func TestSelectTargets(t *testing.T) {
 		t.Errorf("selectTargets changed the plan it chose from: %d targets", len(p.Targets))
 	}
 }
-
-func TestWithin(t *testing.T) {
-	for _, tc := range []struct {
-		p, dir string
-		want   bool
-	}{
-		{"/proj", "/proj", true},
-		{"/proj/svc", "/proj", true},
-		{"/proj", "/proj/dist", false},
-		{"/projects", "/proj", false},
-		{"/proj/..x", "/proj", true},
-	} {
-		if got := within(tc.p, tc.dir); got != tc.want {
-			t.Errorf("within(%s, %s) = %v", tc.p, tc.dir, got)
-		}
-	}
-}
