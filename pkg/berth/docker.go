@@ -99,9 +99,6 @@ func (b *builder) loadImages(ctx context.Context, newStatus func(*node) chan *cl
 			}
 			loaded = append(loaded, si.ref)
 		}
-		if !hasPlatform(b.images(si.service), enginePlatform) {
-			return loaded, fmt.Errorf("--load: %s has no %s image, the Docker engine's platform", si.service, enginePlatform)
-		}
 	}
 	return loaded, nil
 }
@@ -127,15 +124,6 @@ func checkLoad(ctx context.Context, p *plan.Plan) error {
 		}
 	}
 	return nil
-}
-
-func hasPlatform(ts []llbgen.Target, pf string) bool {
-	for _, t := range ts {
-		if t.Plan.Platform == pf {
-			return true
-		}
-	}
-	return false
 }
 
 // dockerArchive exports one platform's image as a docker-archive.
