@@ -441,3 +441,56 @@ func TestStdLanes(t *testing.T) {
 		}
 	}
 }
+
+// The standard-library steps run their go command and compiles with the
+// collector off below 1 GiB, unless the target's build environment sets
+// the collector itself; the shared and services' steps keep go's default.
+func TestStdGC(t *testing.T) {
+	pkgs := Packages{
+		Std:         map[string][]string{"linux/amd64": {"fmt"}, "linux/arm64": {"os"}, "linux/arm/v7": {"net"}},
+		Shared:      map[string][]string{"linux/amd64": {"./internal/shop"}, "linux/arm64": {"./internal/shop"}, "linux/arm/v7": {"net"}},
+		SharedFiles: []string{"internal/shop/*.go"},
+	}
+	gcEnv := func(e *pb.ExecOp) []string {
+		var out []string
+		for _, kv := range e.Meta.Env {
+			if strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMEMLIMIT=") {
+				out = append(out, kv)
+			}
+		}
+		return out
+	}
+	for _, userGC := range []string{"", "GOGC=50", "GOMEMLIMIT=300MiB"} {
+		p := testPlan(t, "monorepo")
+		for i := range p.Targets {
+			if userGC != "" {
+				p.Targets[i].BuildEnv = append(p.Targets[i].BuildEnv, userGC)
+			}
+		}
+		env := testEnv(p, pkgs)
+		env.Cores = 2
+		std := 0
+		for _, op := range execOps(t, graphDef(t, env)) {
+			e := op.GetExec()
+			if len(e.Meta.Args) < 3 || e.Meta.Args[1] != "build" {
+				continue
+			}
+			var want []string
+			switch {
+			case userGC != "":
+				want = []string{userGC}
+			case e.Meta.Cwd == "/": // a standard-library step
+				want = []string{"GOGC=off", "GOMEMLIMIT=1GiB"}
+			}
+			if e.Meta.Cwd == "/" {
+				std++
+			}
+			if got := gcEnv(e); !slices.Equal(got, want) {
+				t.Errorf("build env %q: %q has %q, want %q", userGC, e.Meta.Args, got, want)
+			}
+		}
+		if std != 3 {
+			t.Errorf("build env %q: %d standard-library steps, want 3", userGC, std)
+		}
+	}
+}
