@@ -215,7 +215,7 @@ func start(ctx context.Context, o Options, p Paths) error {
 		return err
 	}
 	// A daemon that left a pid but does not answer is stale: stop it.
-	if pid := readPID(p.PID); pid > 0 && alive(pid) {
+	if pid := daemonPID(p); pid > 0 {
 		_ = stopPID(pid, 10*time.Second)
 	}
 	if err := os.MkdirAll(p.Root, 0o700); err != nil {
@@ -228,7 +228,7 @@ func start(ctx context.Context, o Options, p Paths) error {
 	defer logf.Close()
 	// What a killed daemon left half done goes, while none runs. A
 	// rootless daemon's snapshots belong to its user namespace.
-	if pid := readPID(p.PID); !p.Rootless && (pid <= 0 || !alive(pid)) {
+	if !p.Rootless && daemonPID(p) == 0 {
 		if err := cleanSnapshots(ctx, p.Root); err != nil {
 			fmt.Fprintf(logf, "--- berth could not clean the snapshots: %v\n", err)
 		}
@@ -322,6 +322,29 @@ func readPID(path string) int {
 	return n
 }
 
+// daemonPID is the pid in p's pid file if that process is alive and is
+// this engine's daemon (or the rootlesskit that runs it): its command line
+// holds `--root` and p's root. After a reboot, or once the daemon died and
+// its pid was reused, the file names some other process, which berth must
+// not signal; 0 then, or when there is no pid.
+func daemonPID(p Paths) int {
+	pid := readPID(p.PID)
+	if pid <= 0 || !alive(pid) || zombie(pid) {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return 0
+	}
+	args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "--root" && args[i+1] == p.Root {
+			return pid
+		}
+	}
+	return 0
+}
+
 func alive(pid int) bool {
 	return syscall.Kill(pid, 0) == nil
 }
@@ -390,7 +413,7 @@ func EmbeddedStatus(ctx context.Context, o Options) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &Status{Paths: p, PID: readPID(p.PID), Mode: "root"}
+	st := &Status{Paths: p, PID: daemonPID(p), Mode: "root"}
 	if p.Rootless {
 		st.Mode = "rootless"
 	}
@@ -436,9 +459,9 @@ func Stop(ctx context.Context, o Options) (bool, error) {
 		return false, err
 	}
 	defer unlock()
-	pid := readPID(p.PID)
+	pid := daemonPID(p)
 	stopped := false
-	if pid > 0 && alive(pid) && !zombie(pid) {
+	if pid > 0 {
 		if err := stopPID(pid, 15*time.Second); err != nil {
 			return false, fmt.Errorf("stop buildkitd (pid %d): %w", pid, err)
 		}
