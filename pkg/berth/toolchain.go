@@ -100,6 +100,21 @@ func prepareToolchain(ctx context.Context, pl *plan.Plan, p ocispecs.Platform, c
 	return goToolchain{goroot: goroot, image: img, err: err}
 }
 
+// usedCopy reports whether the toolchain copy dest is complete, and if so
+// renews it, under the lock trimToolchains takes to trim the copies.
+func usedCopy(dest string) (bool, error) {
+	unlock, err := toolchainLock(filepath.Dir(dest))
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	if _, err := os.Stat(filepath.Join(dest, ".complete")); err != nil {
+		return false, nil
+	}
+	used(dest, time.Now()) // kept from trimToolchains
+	return true, nil
+}
+
 // toolchainImages is the OCI layout of packed toolchains under cacheDir.
 func toolchainImages(cacheDir string) string { return filepath.Join(cacheDir, "toolchain-images") }
 
@@ -109,9 +124,8 @@ func toolchainImages(cacheDir string) string { return filepath.Join(cacheDir, "t
 // copy costs little; it is made once per version and platform.
 func executableToolchain(src, cacheDir string) (string, error) {
 	dest := filepath.Join(cacheDir, "toolchains", filepath.Base(src))
-	if _, err := os.Stat(filepath.Join(dest, ".complete")); err == nil {
-		used(dest, time.Now()) // kept from trimToolchains
-		return dest, nil
+	if ok, err := usedCopy(dest); err != nil || ok {
+		return dest, err
 	}
 	tmp, err := export.TempDir(dest)
 	if err != nil {

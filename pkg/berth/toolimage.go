@@ -40,6 +40,28 @@ const toolchainMarker = "berth-"
 // session.
 const ToolchainStoreID = "berth-toolchains"
 
+// packedToolchain is the manifest digest marker records, if the store at
+// store holds that image; the marker is renewed under the lock
+// trimToolchains takes, so the image is not trimmed before the solve that
+// is to use it. "" when the toolchain is to be packed.
+func packedToolchain(store, marker string) (digest.Digest, error) {
+	unlock, err := toolchainLock(store)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	b, err := os.ReadFile(marker)
+	if err != nil {
+		return "", nil
+	}
+	d, err := digest.Parse(string(b))
+	if err != nil || !export.Holds(store, ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageManifest, Digest: d}) {
+		return "", nil
+	}
+	used(marker, time.Now()) // kept from trimToolchains
+	return d, nil
+}
+
 // toolchainImage packs goroot (without toolchainExcludes) into an image
 // for platform p in the layout at store, once, and returns the manifest's
 // digest. goroot may be the read-only directory `go mod download`
@@ -56,13 +78,8 @@ const ToolchainStoreID = "berth-toolchains"
 func toolchainImage(goroot, store string, p ocispecs.Platform) (digest.Digest, error) {
 	key := sha256.Sum256([]byte(fmt.Sprintf("berth toolchain image v4\n%s\n%q\n%s/%s", filepath.Base(goroot), toolchainExcludes, p.OS, p.Architecture)))
 	marker := filepath.Join(store, toolchainMarker+hex.EncodeToString(key[:8]))
-	if b, err := os.ReadFile(marker); err == nil {
-		if d, err := digest.Parse(string(b)); err == nil {
-			if export.Holds(store, ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageManifest, Digest: d}) {
-				used(marker, time.Now()) // kept from trimToolchains
-				return d, nil
-			}
-		}
+	if d, err := packedToolchain(store, marker); err != nil || d != "" {
+		return d, err
 	}
 	if err := os.MkdirAll(filepath.Join(store, "blobs", "sha256"), 0o755); err != nil {
 		return "", err

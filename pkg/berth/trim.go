@@ -1,6 +1,7 @@
 package berth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -111,9 +112,48 @@ func trimCache(dir string, now time.Time) error {
 // trimToolchains deletes the toolchains unused for toolchainAge: their
 // markers in the images' layout, then the blobs no other marker reaches,
 // and the copies made for the Docker engine.
+//
+// Each part runs under its lock (toolchainLock), which a build holds
+// while it finds a toolchain and renews its marker or copy: a toolchain
+// a build has just found is then never trimmed before its solve uses it.
 func trimToolchains(dir string, now time.Time) error {
+	errs := []error{trimToolchainImages(dir, now)}
+	copies := filepath.Join(dir, "toolchains")
+	unlock, err := toolchainLock(copies)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	defer unlock()
+	ents, err := os.ReadDir(copies)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, e := range ents {
+		info, err := e.Info()
+		if err == nil && !strings.HasPrefix(e.Name(), ".") && now.Sub(info.ModTime()) > toolchainAge {
+			errs = append(errs, os.RemoveAll(filepath.Join(copies, e.Name())))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// toolchainLock locks the toolchain images' layout, or the Docker
+// engine's toolchain copies, at dir: the lock file is next to it.
+func toolchainLock(dir string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, err
+	}
+	return export.Lock(context.Background(), dir+".lock")
+}
+
+func trimToolchainImages(dir string, now time.Time) error {
 	var errs []error
 	store := toolchainImages(dir)
+	unlock, err := toolchainLock(store)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	ents, err := os.ReadDir(store)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -130,11 +170,16 @@ func trimToolchains(dir string, now time.Time) error {
 			continue // gone meanwhile
 		}
 		if now.Sub(info.ModTime()) > toolchainAge {
-			errs = append(errs, os.Remove(p))
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
 			trimmed = true
 			continue
 		}
 		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // gone meanwhile
+		}
 		if err != nil {
 			return err // keep every blob rather than guess
 		}
@@ -150,16 +195,6 @@ func trimToolchains(dir string, now time.Time) error {
 		// A toolchain being packed now has blobs no marker names yet:
 		// only blobs older than toolchainAge go.
 		errs = append(errs, export.GCBefore(store, roots, now.Add(-toolchainAge)))
-	}
-	copies, err := os.ReadDir(filepath.Join(dir, "toolchains"))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	for _, e := range copies {
-		info, err := e.Info()
-		if err == nil && !strings.HasPrefix(e.Name(), ".") && now.Sub(info.ModTime()) > toolchainAge {
-			errs = append(errs, os.RemoveAll(filepath.Join(dir, "toolchains", e.Name())))
-		}
 	}
 	return errors.Join(errs...)
 }

@@ -220,3 +220,43 @@ func TestTrimToolchains(t *testing.T) {
 		}
 	}
 }
+
+// A build that finds a packed toolchain renews its marker under the
+// toolchains' lock; a trim takes that lock and judges the marker after: a
+// toolchain found while a trim starts is kept.
+func TestTrimToolchainsWaitsForLock(t *testing.T) {
+	dir := t.TempDir()
+	store := toolchainImages(dir)
+	if err := os.MkdirAll(store, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	old := now.Add(-toolchainAge - time.Hour)
+	marker := filepath.Join(store, toolchainMarker+"go1.25")
+	if err := os.WriteFile(marker, []byte("sha256:broken"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(marker, old, old); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := toolchainLock(store) // a build finding the toolchain
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- trimToolchains(dir, now) }()
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("trimToolchains returned (%v) while a build held the lock", err)
+	default:
+	}
+	used(marker, now) // the build renews the marker, then lets go
+	unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("the marker renewed while the trim waited is gone: %v", err)
+	}
+}
