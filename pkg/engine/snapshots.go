@@ -17,8 +17,11 @@ import (
 // containerd's overlay snapshotter renames a new snapshot's directory
 // into place before it commits the snapshot's id; killed in between, the
 // next engine takes the same id and fails every step that needs it ("failed
-// to rename: file exists"). BuildKit never runs the snapshotter's own
-// cleanup, so berth does, with the engine stopped, before it starts one.
+// to rename: file exists"). The snapshotter's own cleanup does remove
+// such directories, but BuildKit runs it only from its metadata's garbage
+// collection, which may come after the first colliding create; so berth
+// runs it, with the engine stopped, before it starts one. A rootless
+// engine's snapshots belong to its user namespace and are not cleaned.
 func cleanSnapshots(ctx context.Context, root string) error {
 	dir := filepath.Join(root, "runc-overlayfs", "snapshots")
 	if _, err := os.Stat(filepath.Join(dir, "metadata.db")); errors.Is(err, os.ErrNotExist) {
