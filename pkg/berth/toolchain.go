@@ -102,17 +102,15 @@ func prepareToolchain(ctx context.Context, pl *plan.Plan, p ocispecs.Platform, c
 
 // usedCopy reports whether the toolchain copy dest is complete, and if so
 // renews it, under the lock trimToolchains takes to trim the copies.
-func usedCopy(dest string) (bool, error) {
-	unlock, err := toolchainLock(filepath.Dir(dest))
-	if err != nil {
-		return false, err
+func usedCopy(dest string) bool {
+	if unlock, err := toolchainLock(filepath.Dir(dest)); err == nil {
+		defer unlock() // else a read-only cache, which no trim changes
 	}
-	defer unlock()
 	if _, err := os.Stat(filepath.Join(dest, ".complete")); err != nil {
-		return false, nil
+		return false
 	}
 	used(dest, time.Now()) // kept from trimToolchains
-	return true, nil
+	return true
 }
 
 // toolchainImages is the OCI layout of packed toolchains under cacheDir.
@@ -124,8 +122,8 @@ func toolchainImages(cacheDir string) string { return filepath.Join(cacheDir, "t
 // copy costs little; it is made once per version and platform.
 func executableToolchain(src, cacheDir string) (string, error) {
 	dest := filepath.Join(cacheDir, "toolchains", filepath.Base(src))
-	if ok, err := usedCopy(dest); err != nil || ok {
-		return dest, err
+	if usedCopy(dest) {
+		return dest, nil
 	}
 	tmp, err := export.TempDir(dest)
 	if err != nil {

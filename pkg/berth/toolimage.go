@@ -44,22 +44,22 @@ const ToolchainStoreID = "berth-toolchains"
 // store holds that image; the marker is renewed under the lock
 // trimToolchains takes, so the image is not trimmed before the solve that
 // is to use it. "" when the toolchain is to be packed.
-func packedToolchain(store, marker string) (digest.Digest, error) {
-	unlock, err := toolchainLock(store)
-	if err != nil {
-		return "", err
+func packedToolchain(store, marker string) digest.Digest {
+	// Without the lock (a read-only cache) the check is as good as
+	// before there was one: only a trim may race it.
+	if unlock, err := toolchainLock(store); err == nil {
+		defer unlock()
 	}
-	defer unlock()
 	b, err := os.ReadFile(marker)
 	if err != nil {
-		return "", nil
+		return ""
 	}
 	d, err := digest.Parse(string(b))
 	if err != nil || !export.Holds(store, ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageManifest, Digest: d}) {
-		return "", nil
+		return ""
 	}
 	used(marker, time.Now()) // kept from trimToolchains
-	return d, nil
+	return d
 }
 
 // toolchainImage packs goroot (without toolchainExcludes) into an image
@@ -78,8 +78,8 @@ func packedToolchain(store, marker string) (digest.Digest, error) {
 func toolchainImage(goroot, store string, p ocispecs.Platform) (digest.Digest, error) {
 	key := sha256.Sum256([]byte(fmt.Sprintf("berth toolchain image v4\n%s\n%q\n%s/%s", filepath.Base(goroot), toolchainExcludes, p.OS, p.Architecture)))
 	marker := filepath.Join(store, toolchainMarker+hex.EncodeToString(key[:8]))
-	if d, err := packedToolchain(store, marker); err != nil || d != "" {
-		return d, err
+	if d := packedToolchain(store, marker); d != "" {
+		return d, nil
 	}
 	if err := os.MkdirAll(filepath.Join(store, "blobs", "sha256"), 0o755); err != nil {
 		return "", err
