@@ -85,7 +85,7 @@ func TestDockerfileMatchesLLB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if goroot, err = executableToolchain(goroot, cacheDir); err != nil {
+	if goroot, err = executableToolchain(ctx, goroot, cacheDir); err != nil {
 		t.Fatal(err)
 	}
 	img := goBuilderImage(t, goroot, pl.Go.Version, eng.Platform.Architecture)

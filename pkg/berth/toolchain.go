@@ -93,19 +93,16 @@ func prepareToolchain(ctx context.Context, pl *plan.Plan, p ocispecs.Platform, c
 		return goToolchain{err: err}
 	}
 	if local {
-		goroot, err = executableToolchain(goroot, cacheDir)
+		goroot, err = executableToolchain(ctx, goroot, cacheDir)
 		return goToolchain{goroot: goroot, err: err}
 	}
-	img, err := toolchainImage(goroot, toolchainImages(cacheDir), p)
+	img, err := toolchainImage(ctx, goroot, toolchainImages(cacheDir), p)
 	return goToolchain{goroot: goroot, image: img, err: err}
 }
 
 // usedCopy reports whether the toolchain copy dest is complete, and if so
-// renews it, under the lock trimToolchains takes to trim the copies.
+// renews it. The caller holds the copies' lock.
 func usedCopy(dest string) bool {
-	if unlock, err := toolchainLock(filepath.Dir(dest)); err == nil {
-		defer unlock() // else a read-only cache, which no trim changes
-	}
 	if _, err := os.Stat(filepath.Join(dest, ".complete")); err != nil {
 		return false
 	}
@@ -120,7 +117,15 @@ func toolchainImages(cacheDir string) string { return filepath.Join(cacheDir, "t
 // whose programs are executable: `go mod download` extracts modules
 // read-only and without execute bits. Other files are hard links, so the
 // copy costs little; it is made once per version and platform.
-func executableToolchain(src, cacheDir string) (string, error) {
+//
+// It holds the copies' lock, which trimToolchains takes too (see
+// toolchainImage).
+func executableToolchain(ctx context.Context, src, cacheDir string) (string, error) {
+	unlock, err := toolchainLock(ctx, filepath.Join(cacheDir, "toolchains"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	dest := filepath.Join(cacheDir, "toolchains", filepath.Base(src))
 	if usedCopy(dest) {
 		return dest, nil

@@ -2,6 +2,7 @@ package berth
 
 import (
 	"archive/tar"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -41,15 +42,9 @@ const toolchainMarker = "berth-"
 const ToolchainStoreID = "berth-toolchains"
 
 // packedToolchain is the manifest digest marker records, if the store at
-// store holds that image; the marker is renewed under the lock
-// trimToolchains takes, so the image is not trimmed before the solve that
-// is to use it. "" when the toolchain is to be packed.
+// store holds that image, and renews the marker; "" when the toolchain is
+// to be packed. The caller holds the store's lock.
 func packedToolchain(store, marker string) digest.Digest {
-	// Without the lock (a read-only cache) the check is as good as
-	// before there was one: only a trim may race it.
-	if unlock, err := toolchainLock(store); err == nil {
-		defer unlock()
-	}
 	b, err := os.ReadFile(marker)
 	if err != nil {
 		return ""
@@ -75,7 +70,16 @@ func packedToolchain(store, marker string) digest.Digest {
 // cores, and packing it costs 0.3 s more than a plain tar, once per machine.
 // The image never leaves berth and its engine (BuildKit reads zstd
 // layers since v0.10), so gzip's wider reach buys nothing here.
-func toolchainImage(goroot, store string, p ocispecs.Platform) (digest.Digest, error) {
+//
+// It holds the store's lock, which trimToolchains takes too: a toolchain
+// found here is renewed before a trim can judge it, a toolchain being
+// packed loses no blob to a trim, and concurrent builds pack it once.
+func toolchainImage(ctx context.Context, goroot, store string, p ocispecs.Platform) (digest.Digest, error) {
+	unlock, err := toolchainLock(ctx, store)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	key := sha256.Sum256([]byte(fmt.Sprintf("berth toolchain image v4\n%s\n%q\n%s/%s", filepath.Base(goroot), toolchainExcludes, p.OS, p.Architecture)))
 	marker := filepath.Join(store, toolchainMarker+hex.EncodeToString(key[:8]))
 	if d := packedToolchain(store, marker); d != "" {

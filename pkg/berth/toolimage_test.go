@@ -3,6 +3,7 @@ package berth
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -78,7 +79,7 @@ func TestToolchainImage(t *testing.T) {
 	goroot := fakeGoroot(t)
 	pf := ocispecs.Platform{OS: "linux", Architecture: "amd64"}
 	store := t.TempDir()
-	d, err := toolchainImage(goroot, store, pf)
+	d, err := toolchainImage(context.Background(), goroot, store, pf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestToolchainImage(t *testing.T) {
 	// runs on every core): the same digest.
 	for _, procs := range []int{1, 4} {
 		prev := runtime.GOMAXPROCS(procs)
-		d2, err := toolchainImage(goroot, t.TempDir(), pf)
+		d2, err := toolchainImage(context.Background(), goroot, t.TempDir(), pf)
 		runtime.GOMAXPROCS(prev)
 		if err != nil || d2 != d {
 			t.Errorf("packed with GOMAXPROCS=%d: %s, %v; want %s", procs, d2, err, d)
@@ -144,7 +145,7 @@ func TestToolchainImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d3, err := toolchainImage(goroot, store, pf); err != nil || d3 != d {
+	if d3, err := toolchainImage(context.Background(), goroot, store, pf); err != nil || d3 != d {
 		t.Fatalf("third pack: %s, %v", d3, err)
 	}
 	if after, err := os.Stat(layer); err != nil || !os.SameFile(before, after) {

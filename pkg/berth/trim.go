@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -114,12 +115,13 @@ func trimCache(dir string, now time.Time) error {
 // and the copies made for the Docker engine.
 //
 // Each part runs under its lock (toolchainLock), which a build holds
-// while it finds a toolchain and renews its marker or copy: a toolchain
-// a build has just found is then never trimmed before its solve uses it.
+// while it finds a toolchain and renews its marker or copy, or packs or
+// copies it: a toolchain a build has just found or made is never trimmed
+// before its solve uses it.
 func trimToolchains(dir string, now time.Time) error {
 	errs := []error{trimToolchainImages(dir, now)}
 	copies := filepath.Join(dir, "toolchains")
-	unlock, err := toolchainLock(copies)
+	unlock, err := toolchainLock(context.Background(), copies)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
@@ -138,18 +140,28 @@ func trimToolchains(dir string, now time.Time) error {
 }
 
 // toolchainLock locks the toolchain images' layout, or the Docker
-// engine's toolchain copies, at dir: the lock file is next to it.
-func toolchainLock(dir string) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return nil, err
+// engine's toolchain copies, at dir: the lock file is next to it. In a
+// cache berth may not write (a read-only file system, or another user's
+// lock file) there is no lock to take, and nothing to lock out: the
+// unlock does nothing.
+func toolchainLock(ctx context.Context, dir string) (func(), error) {
+	err := os.MkdirAll(filepath.Dir(dir), 0o755)
+	if err == nil {
+		var unlock func()
+		if unlock, err = export.Lock(ctx, dir+".lock"); err == nil {
+			return unlock, nil
+		}
 	}
-	return export.Lock(context.Background(), dir+".lock")
+	if errors.Is(err, syscall.EROFS) || errors.Is(err, fs.ErrPermission) {
+		return func() {}, nil
+	}
+	return nil, err
 }
 
 func trimToolchainImages(dir string, now time.Time) error {
 	var errs []error
 	store := toolchainImages(dir)
-	unlock, err := toolchainLock(store)
+	unlock, err := toolchainLock(context.Background(), store)
 	if err != nil {
 		return err
 	}

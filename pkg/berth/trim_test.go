@@ -1,6 +1,7 @@
 package berth
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -239,7 +240,7 @@ func TestTrimToolchainsWaitsForLock(t *testing.T) {
 	if err := os.Chtimes(marker, old, old); err != nil {
 		t.Fatal(err)
 	}
-	unlock, err := toolchainLock(store) // a build finding the toolchain
+	unlock, err := toolchainLock(context.Background(), store) // a build finding the toolchain
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,5 +259,44 @@ func TestTrimToolchainsWaitsForLock(t *testing.T) {
 	}
 	if _, err := os.Stat(marker); err != nil {
 		t.Errorf("the marker renewed while the trim waited is gone: %v", err)
+	}
+}
+
+// A build finds, packs or copies a toolchain under the lock a trim takes:
+// while a trim holds it, the build waits.
+func TestToolchainWaitsForTrim(t *testing.T) {
+	goroot := fakeGoroot(t)
+	dir := t.TempDir()
+	pf := ocispecs.Platform{OS: "linux", Architecture: "amd64"}
+	for _, c := range []struct {
+		name string
+		lock string
+		find func() (string, error)
+	}{
+		{"toolchainImage", toolchainImages(dir), func() (string, error) {
+			d, err := toolchainImage(context.Background(), goroot, toolchainImages(dir), pf)
+			return d.String(), err
+		}},
+		{"executableToolchain", filepath.Join(dir, "toolchains"), func() (string, error) {
+			return executableToolchain(context.Background(), goroot, dir)
+		}},
+	} {
+		for _, state := range []string{"to make", "made"} {
+			unlock, err := toolchainLock(context.Background(), c.lock) // a trim
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { _, err := c.find(); done <- err }()
+			select {
+			case err := <-done:
+				t.Fatalf("%s (%s) returned (%v) while a trim held the lock", c.name, state, err)
+			case <-time.After(300 * time.Millisecond):
+			}
+			unlock()
+			if err := <-done; err != nil {
+				t.Fatalf("%s (%s): %v", c.name, state, err)
+			}
+		}
 	}
 }

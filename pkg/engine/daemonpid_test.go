@@ -48,6 +48,26 @@ func TestDaemonPID(t *testing.T) {
 	if got := daemonPID(p); got != ours {
 		t.Errorf("pid file names this engine's daemon: daemonPID = %d, want %d", got, ours)
 	}
+	// rootlesskit runs the daemon: its own flags and the daemon's path
+	// come first.
+	rootless := run("--net=host", "--copy-up=/etc", "/x/buildkitd", "--root", p.Root)
+	write(rootless)
+	if got := daemonPID(p); got != rootless {
+		t.Errorf("pid file names this engine's rootlesskit: daemonPID = %d, want %d", got, rootless)
+	}
+	// The same root through another path (a symlinked home).
+	if err := os.MkdirAll(p.Root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	viaLink := run("--root", filepath.Join(link, "root"))
+	write(viaLink)
+	if got := daemonPID(p); got != viaLink {
+		t.Errorf("pid file names this engine's daemon, its root reached through a symlink: daemonPID = %d, want %d", got, viaLink)
+	}
 	write(1 << 22) // no such process
 	if got := daemonPID(p); got != 0 {
 		t.Errorf("pid file names no process: daemonPID = %d, want 0", got)

@@ -324,9 +324,10 @@ func readPID(path string) int {
 
 // daemonPID is the pid in p's pid file if that process is alive and is
 // this engine's daemon (or the rootlesskit that runs it): its command line
-// holds `--root` and p's root. After a reboot, or once the daemon died and
-// its pid was reused, the file names some other process, which berth must
-// not signal; 0 then, or when there is no pid.
+// holds `--root` and p's root (the same directory, whatever the path that
+// reached it). After a reboot, or once the daemon died and its pid was
+// reused, the file names some other process, which berth must not signal;
+// 0 then, or when there is no pid.
 func daemonPID(p Paths) int {
 	pid := readPID(p.PID)
 	if pid <= 0 || !alive(pid) || zombie(pid) {
@@ -336,9 +337,16 @@ func daemonPID(p Paths) int {
 	if err != nil {
 		return 0
 	}
+	root, err := os.Stat(p.Root)
 	args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
 	for i := 0; i+1 < len(args); i++ {
-		if args[i] == "--root" && args[i+1] == p.Root {
+		if args[i] != "--root" {
+			continue
+		}
+		if args[i+1] == p.Root {
+			return pid
+		}
+		if st, serr := os.Stat(args[i+1]); err == nil && serr == nil && os.SameFile(root, st) {
 			return pid
 		}
 	}

@@ -301,7 +301,7 @@ func stdBuild(env Env, t *plan.Target, after llb.State, procs int, builder llb.C
 	}
 	args := append([]string{GOROOT + "/bin/go", "build"}, packageFlags(t)...)
 	args = append(args, pkgs...)
-	s := withProcs(buildEnv(stdGC(goEnv(llb.Scratch()), t), t), procs).Dir("/")
+	s := stdGC(withProcs(buildEnv(goEnv(llb.Scratch()), t), procs), procs).Dir("/")
 	opts := []llb.RunOption{
 		llb.Args(args),
 		toolchainMount(env),
@@ -357,29 +357,29 @@ func sharedBuild(env Env, t *plan.Target, mods, std llb.State, procs int, builde
 	return run.AddMount("/done", llb.Scratch())
 }
 
-// stdGC turns off the collector of the standard-library step's processes
-// (the go command and its compiles) below a soft limit of 1 GiB each,
-// unless t's build environment sets GOGC or GOMEMLIMIT. A compile started
-// with -c=1, which go build passes when GOMAXPROCS is 1 (stdProcs gives
-// that to each step when the engine has no more cores than platforms),
-// drops the compiler's own head start of a 128 MB heap before its first
-// collection, and collects all along: on 2 cores one platform's standard
-// library then took 41.4 core-s against the floor's 39.4 at GOMAXPROCS=2.
-// With the collector off below the limit the same compiles took 34.0
-// (medians of 3 interleaved runs; GOGC=200 gave 40.5, GOGC=400 36.7). The
-// standard library's largest compile then peaks at 690 MB, the go command
-// at 120 MB, so the limit is never reached and costs nothing there; the
-// steps run at most one compile per core at once. Only these steps: they
-// compile packages of a known size; the module's own packages, in the
-// shared and services' steps, may be any size, and a live heap above the
-// limit would make the collector run all along. The settings are
-// constants, so the steps' keys stay the same on every machine, and
-// collection changes no compile's output: the binaries are the same bytes.
-func stdGC(s llb.State, t *plan.Target) llb.State {
-	for _, kv := range t.BuildEnv {
-		if k, _, _ := strings.Cut(kv, "="); k == "GOGC" || k == "GOMEMLIMIT" {
-			return s
-		}
+// stdGC turns off the collector of a standard-library step's processes
+// (the go command and its compiles) below a soft limit of 1 GiB each when
+// the step's GOMAXPROCS is 1 (stdProcs gives 1 to each step when the
+// engine has fewer than twice as many cores as platforms). A compile then
+// runs with -c=1, its default at GOMAXPROCS 1, and at -c=1 the compiler
+// gives up its own head start of a 128 MB heap before its first
+// collection: it collects all along. On 2 cores one platform's standard
+// library took 41.4 core-s at GOMAXPROCS 1 against 39.4 at 2 (the
+// floor's), and 34.0 with the collector off below the limit (medians of 3
+// interleaved host runs; GOGC=200 gave 40.5, GOGC=400 36.7); cold builds of
+// the benchmark took 0.89× as long. Memory is the price: the standard
+// library's largest compile then peaks at 690 MB, the go command at
+// 120 MB, and the benchmark's cold build at 1.6 GB for all processes
+// together, against 0.74 GB before. With GOMAXPROCS 1 per step and a step
+// per core at most, one compile runs per core. Not on other steps: at
+// GOMAXPROCS 2 or more the compiler keeps its head start, and the module's
+// own packages, in the shared and services' steps, may hold more than the
+// limit live, where a collector held to it would run all along. The
+// setting is a constant and changes no compile's output: the binaries are
+// the same bytes, and go's cache keys do not include it.
+func stdGC(s llb.State, procs int) llb.State {
+	if procs != 1 {
+		return s
 	}
 	return s.AddEnv("GOGC", "off").AddEnv("GOMEMLIMIT", "1GiB")
 }
