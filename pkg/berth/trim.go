@@ -158,6 +158,7 @@ func toolchainLock(ctx context.Context, dir string) (func(), error) {
 	return nil, err
 }
 
+// trimToolchainImages is trimToolchains' part in the images' layout.
 func trimToolchainImages(dir string, now time.Time) error {
 	var errs []error
 	store := toolchainImages(dir)

@@ -240,21 +240,9 @@ func TestTrimToolchainsWaitsForLock(t *testing.T) {
 	if err := os.Chtimes(marker, old, old); err != nil {
 		t.Fatal(err)
 	}
-	unlock, err := toolchainLock(context.Background(), store) // a build finding the toolchain
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- trimToolchains(dir, now) }()
-	time.Sleep(300 * time.Millisecond)
-	select {
-	case err := <-done:
-		t.Fatalf("trimToolchains returned (%v) while a build held the lock", err)
-	default:
-	}
-	used(marker, now) // the build renews the marker, then lets go
-	unlock()
-	if err := <-done; err != nil {
+	// A build finding the toolchain holds the lock, renews the marker
+	// while the trim waits, then lets go.
+	if err := waitsForLock(t, store, "trimToolchains", func() error { return trimToolchains(dir, now) }, func() { used(marker, now) }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(marker); err != nil {
@@ -271,32 +259,43 @@ func TestToolchainWaitsForTrim(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		lock string
-		find func() (string, error)
+		find func() error
 	}{
-		{"toolchainImage", toolchainImages(dir), func() (string, error) {
-			d, err := toolchainImage(context.Background(), goroot, toolchainImages(dir), pf)
-			return d.String(), err
+		{"toolchainImage", toolchainImages(dir), func() error {
+			_, err := toolchainImage(context.Background(), goroot, toolchainImages(dir), pf)
+			return err
 		}},
-		{"executableToolchain", filepath.Join(dir, "toolchains"), func() (string, error) {
-			return executableToolchain(context.Background(), goroot, dir)
+		{"executableToolchain", filepath.Join(dir, "toolchains"), func() error {
+			_, err := executableToolchain(context.Background(), goroot, dir)
+			return err
 		}},
 	} {
 		for _, state := range []string{"to make", "made"} {
-			unlock, err := toolchainLock(context.Background(), c.lock) // a trim
-			if err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { _, err := c.find(); done <- err }()
-			select {
-			case err := <-done:
-				t.Fatalf("%s (%s) returned (%v) while a trim held the lock", c.name, state, err)
-			case <-time.After(300 * time.Millisecond):
-			}
-			unlock()
-			if err := <-done; err != nil {
+			if err := waitsForLock(t, c.lock, c.name+" ("+state+")", c.find, func() {}); err != nil {
 				t.Fatalf("%s (%s): %v", c.name, state, err)
 			}
 		}
 	}
+}
+
+// waitsForLock holds the toolchain lock of dir while fn runs in a
+// goroutine, fails the test if fn returns within 300 ms, then runs
+// meanwhile, lets go of the lock, and returns fn's error.
+func waitsForLock(t *testing.T, dir, name string, fn func() error, meanwhile func()) error {
+	t.Helper()
+	unlock, err := toolchainLock(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		unlock()
+		t.Fatalf("%s returned (%v) while the lock was held", name, err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	meanwhile()
+	unlock()
+	return <-done
 }

@@ -359,8 +359,8 @@ func sharedBuild(env Env, t *plan.Target, mods, std llb.State, procs int, builde
 
 // stdGC turns off the collector of a standard-library step's processes
 // (the go command and its compiles) below a soft limit of 1 GiB each when
-// the step's GOMAXPROCS is 1 (stdProcs gives 1 to each step when the
-// engine has fewer than twice as many cores as platforms). A compile then
+// the step's GOMAXPROCS is 1 (stdProcs gives a step 1 when the engine's
+// cores do not cover two for each platform). A compile then
 // runs with -c=1, its default at GOMAXPROCS 1, and at -c=1 the compiler
 // gives up its own head start of a 128 MB heap before its first
 // collection: it collects all along. On 2 cores one platform's standard
