@@ -41,20 +41,32 @@ const toolchainMarker = "berth-"
 // session.
 const ToolchainStoreID = "berth-toolchains"
 
+// markerImage is the manifest marker names, if the store at store holds
+// it; zero when it does not or the marker is broken (its image is packed
+// again). The error is only the marker's read error. Builds
+// (packedToolchain) and trims (trimToolchainImages) read markers alike.
+func markerImage(store, marker string) (ocispecs.Descriptor, error) {
+	b, err := os.ReadFile(marker)
+	if err != nil {
+		return ocispecs.Descriptor{}, err
+	}
+	d, err := digest.Parse(strings.TrimSpace(string(b)))
+	if desc := (ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageManifest, Digest: d}); err == nil && export.Holds(store, desc) {
+		return desc, nil
+	}
+	return ocispecs.Descriptor{}, nil
+}
+
 // packedToolchain is the manifest digest marker records, if the store at
 // store holds that image, and renews the marker; "" when the toolchain is
 // to be packed. The caller holds the store's lock.
 func packedToolchain(store, marker string) digest.Digest {
-	b, err := os.ReadFile(marker)
-	if err != nil {
-		return ""
-	}
-	d, err := digest.Parse(string(b))
-	if err != nil || !export.Holds(store, ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageManifest, Digest: d}) {
+	desc, err := markerImage(store, marker)
+	if err != nil || desc.Digest == "" {
 		return ""
 	}
 	used(marker, time.Now()) // kept from trimToolchains
-	return d
+	return desc.Digest
 }
 
 // toolchainImage packs goroot (without toolchainExcludes) into an image

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berthbuild/berth/pkg/export"
@@ -189,18 +188,14 @@ func trimToolchainImages(dir string, now time.Time) error {
 			trimmed = true
 			continue
 		}
-		b, err := os.ReadFile(p)
+		desc, err := markerImage(store, p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // gone meanwhile
 		}
 		if err != nil {
 			return err // keep every blob rather than guess
 		}
-		d, err := digest.Parse(strings.TrimSpace(string(b)))
-		if err != nil {
-			continue // a broken marker reaches nothing; its image is packed again
-		}
-		if desc := (ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageManifest, Digest: d}); export.Holds(store, desc) {
+		if desc.Digest != "" { // a broken marker reaches nothing; its image is packed again
 			roots = append(roots, desc)
 		}
 	}

@@ -337,7 +337,7 @@ func daemonPID(p Paths) int {
 	if err != nil {
 		return 0
 	}
-	root, err := os.Stat(p.Root)
+	root, rootErr := os.Stat(p.Root)
 	args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
 	for i := 0; i+1 < len(args); i++ {
 		if args[i] != "--root" {
@@ -346,7 +346,7 @@ func daemonPID(p Paths) int {
 		if args[i+1] == p.Root {
 			return pid
 		}
-		if st, serr := os.Stat(args[i+1]); err == nil && serr == nil && os.SameFile(root, st) {
+		if st, err := os.Stat(args[i+1]); rootErr == nil && err == nil && os.SameFile(root, st) {
 			return pid
 		}
 	}
