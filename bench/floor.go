@@ -1,7 +1,7 @@
 package main
 
 // The floor: the host's own `go build` of every target with the flags
-// berth uses, one invocation per platform (go build runs the packages of
+// berth's plan gives them (project.Flags), one invocation per platform (go build runs the packages of
 // one invocation in parallel itself), no containers, no images.
 
 import (
@@ -41,7 +41,8 @@ func (f *floor) build() (sample, error) {
 		if err := os.MkdirAll(out, 0o755); err != nil {
 			return total, err
 		}
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", out, "./cmd/...")
+		args := append(append([]string{"build"}, f.proj.Flags...), "-o", out, "./cmd/...")
+		cmd := exec.Command("go", args...)
 		cmd.Dir = f.proj.Dir
 		cmd.Env = append(os.Environ(),
 			"CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch,

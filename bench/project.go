@@ -7,12 +7,16 @@ package main
 // realistic amount of it.
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/berthbuild/berth/pkg/berth"
 )
 
 const (
@@ -32,7 +36,11 @@ type project struct {
 	Dir      string // module root and berth config dir
 	Services []string
 	Deps     bool
-	changes  int
+	// Flags are the go build flags berth's plan gives every target of
+	// the project: the floor and the hand-written Dockerfiles build with
+	// them, so all three paths build the same binaries.
+	Flags   []string
+	changes int
 }
 
 func serviceName(i int) string  { return fmt.Sprintf("svc-%02d", i+1) }
@@ -133,6 +141,11 @@ func (p *project) generate(n int, dfDir, builderRef string) error {
 			return fmt.Errorf("go mod tidy in the generated module: %v\n%s", err, out)
 		}
 	}
+	flags, err := planFlags(p.Dir)
+	if err != nil {
+		return err
+	}
+	p.Flags = flags
 	if err := os.RemoveAll(dfDir); err != nil {
 		return err
 	}
@@ -386,12 +399,54 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG TARGETOS TARGETARCH
 RUN --mount=type=cache,target=/root/.cache/go-build --mount=type=cache,target=/go/pkg/mod \
-    CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags="-s -w -buildid=" -o /out/%[3]s ./cmd/%[3]s
+    CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build %[4]s -o /out/%[3]s ./cmd/%[3]s
 
 FROM scratch
 COPY --from=build /out/%[3]s /%[3]s
 ENTRYPOINT ["/%[3]s"]
-`, builder, mods, svc)
+`, builder, mods, svc, shellWords(p.Flags))
+}
+
+// planFlags are the go build flags of the targets of berth's plan for the
+// project in dir, which must be the same for all (one go build per
+// platform builds all services on the floor).
+func planFlags(dir string) ([]string, error) {
+	proj, err := berth.Plan(context.Background(), berth.Options{Dir: dir, Env: func(k string) string {
+		if k == "SOURCE_DATE_EPOCH" {
+			return "0"
+		}
+		return os.Getenv(k)
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("planning the generated project: %w", err)
+	}
+	var flags []string
+	for i, t := range proj.Plan.Targets {
+		if i == 0 {
+			flags = t.BuildFlags
+		} else if !slices.Equal(flags, t.BuildFlags) {
+			return nil, fmt.Errorf("the plan's targets have different go build flags: %q (%s %s) and %q (%s %s)",
+				flags, proj.Plan.Targets[0].Service, proj.Plan.Targets[0].Platform, t.BuildFlags, t.Service, t.Platform)
+		}
+	}
+	if len(flags) == 0 {
+		return nil, fmt.Errorf("the plan of the generated project has no targets")
+	}
+	return flags, nil
+}
+
+// shellWords joins words for a shell command line, each quoted when it
+// holds anything but letters, digits and -=_/.,:
+func shellWords(words []string) string {
+	out := make([]string, len(words))
+	for i, w := range words {
+		if w != "" && strings.Trim(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-=_/.,:") == "" {
+			out[i] = w
+		} else {
+			out[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 func sortedSet(m map[string]bool) []string {

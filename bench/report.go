@@ -558,6 +558,7 @@ func (r *results) scaleSection() string {
 
 func (r *results) method() string {
 	c := r.cfg
+	floorFlags := strings.ReplaceAll(shellWords(r.proj.Flags), "%", "%%") // in the format below
 	var b strings.Builder
 	fmt.Fprintf(&b, `The harness (bench/) generates a Go module of %d services: each a main package under cmd/<service>
 with a package of its own under internal/<service> (40 typed JSON endpoints and a different slice of the
@@ -568,7 +569,8 @@ on the scratch base. For each of the -runs runs, the three paths run in turn, ea
 **cold**, **warm no-op** (the same tree again), **one service changed** (cmd/%s/mark.go gets a new constant,
 so that service's binary changes).
 
-- **floor**: the host's go build, one invocation per platform (`+"`CGO_ENABLED=0 GOOS=… GOARCH=… go build -trimpath -ldflags=\"-s -w -buildid=\" -o out/<os>_<arch>/ ./cmd/...`"+`),
+- **floor**: the host's go build, one invocation per platform (`+"`CGO_ENABLED=0 GOOS=… GOARCH=… go build "+floorFlags+" -o out/<os>_<arch>/ ./cmd/...`"+`),
+  with the flags berth's plan gives every target (the hand-written Dockerfiles use them too, so the three paths build the same binaries),
   cold = empty GOCACHE (and GOMODCACHE), no images. Its wall time is the two invocations' sum.
 - **berth**: `+"`bin/berth build DIR --progress rawjson`"+` with BERTH_TRACE=1 as a subprocess, on the embedded engine
   (%s built from BuildKit %s, runc) in the benchmark's own state directory; cold = the engine stopped and its state deleted

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -49,6 +51,17 @@ func TestGeneratedProjectBuilds(t *testing.T) {
 			p := &project{Dir: filepath.Join(dir, "m"), Deps: deps}
 			if err := p.generate(len(stdGroups), filepath.Join(dir, "df"), "127.0.0.1:5000/golang@sha256:0000000000000000000000000000000000000000000000000000000000000000"); err != nil {
 				t.Fatal(err)
+			}
+			// The floor and the Dockerfiles build with berth's flags.
+			if want := []string{"-trimpath", "-gcflags=all=-dwarf=false", "-ldflags=-s -w -buildid="}; !slices.Equal(p.Flags, want) {
+				t.Errorf("flags %q, want %q", p.Flags, want)
+			}
+			df, err := os.ReadFile(filepath.Join(dir, "df", p.Services[0], "Dockerfile"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "go build -trimpath -gcflags=all=-dwarf=false '-ldflags=-s -w -buildid=' -o /out/" + p.Services[0] + " "; !strings.Contains(string(df), want) {
+				t.Errorf("Dockerfile lacks %q:\n%s", want, df)
 			}
 			if err := p.change(); err != nil {
 				t.Fatal(err)

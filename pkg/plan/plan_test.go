@@ -224,7 +224,7 @@ func TestNew(t *testing.T) {
 				t.Errorf("buildEnv = %q, want %q", tg.BuildEnv, wantEnv)
 			}
 
-			wantFlags := []string{"-trimpath", "-tags=netgo,osusergo", "-v", "-ldflags=" + ldflags}
+			wantFlags := []string{"-trimpath", "-gcflags=all=-dwarf=false", "-tags=netgo,osusergo", "-v", "-ldflags=" + ldflags}
 			if !slices.Equal(tg.BuildFlags, wantFlags) {
 				t.Errorf("buildFlags = %q, want %q", tg.BuildFlags, wantFlags)
 			}
@@ -333,7 +333,7 @@ func TestNewDefaults(t *testing.T) {
 						return "GOPRIVATE in buildEnv: " + e
 					}
 				}
-				if want := []string{"-trimpath", "-ldflags=-s -w -buildid="}; !slices.Equal(pl.Targets[0].BuildFlags, want) {
+				if want := []string{"-trimpath", "-gcflags=all=-dwarf=false", "-ldflags=-s -w -buildid="}; !slices.Equal(pl.Targets[0].BuildFlags, want) {
 					return fmt.Sprintf("buildFlags %q, want %q", pl.Targets[0].BuildFlags, want)
 				}
 				return ""
@@ -359,9 +359,24 @@ func TestNewDefaults(t *testing.T) {
 				if want := []string{"-v", "-gcflags=-N"}; !slices.Equal(pl.Go.Flags, want) {
 					return fmt.Sprintf("flags %q, want %q", pl.Go.Flags, want)
 				}
-				want := []string{"-trimpath", "-tags=netgo,osusergo,extra", "-v", "-gcflags=-N", "-ldflags=" + ld}
+				want := []string{"-trimpath", "-gcflags=all=-dwarf=false", "-tags=netgo,osusergo,extra", "-v", "-gcflags=-N", "-ldflags=" + ld}
 				if got := pl.Targets[0].BuildFlags; !slices.Equal(got, want) {
 					return fmt.Sprintf("buildFlags %q, want %q", got, want)
+				}
+				return ""
+			},
+		},
+		{
+			// -w=false after berth's -s -w keeps the DWARF the compiler
+			// writes: berth then does not tell it to skip it.
+			name: "go.flags' linker flags that keep DWARF keep the compiler's",
+			mod: func(p *config.Project, in *plan.Inputs) {
+				p.Go.Flags = []string{"-ldflags=-w=false"}
+			},
+			check: func(pl *plan.Plan) string {
+				got := pl.Targets[0].BuildFlags
+				if slices.Contains(got, "-gcflags=all=-dwarf=false") || !strings.HasSuffix(got[len(got)-1], " -w=false") {
+					return fmt.Sprintf("buildFlags %q, want no -dwarf=false and the ldflags ending in -w=false", got)
 				}
 				return ""
 			},
