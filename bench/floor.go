@@ -1,8 +1,9 @@
 package main
 
 // The floor: the host's own `go build` of every target with the flags
-// berth's plan gives them (project.Flags), one invocation per platform (go build runs the packages of
-// one invocation in parallel itself), no containers, no images.
+// berth's plan gives them (project.Flags), one invocation per platform
+// (go build runs the packages of one invocation in parallel itself), no
+// containers, no images.
 
 import (
 	"fmt"
