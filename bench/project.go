@@ -16,7 +16,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/berthbuild/berth/pkg/berth"
+	"github.com/berthbuild/berth/pkg/dockerfile"
 )
 
 const (
@@ -404,19 +404,14 @@ RUN --mount=type=cache,target=/root/.cache/go-build --mount=type=cache,target=/g
 FROM scratch
 COPY --from=build /out/%[3]s /%[3]s
 ENTRYPOINT ["/%[3]s"]
-`, builder, mods, svc, shellWords(p.Flags))
+`, builder, mods, svc, dockerfile.ShellJoin(p.Flags))
 }
 
 // planFlags are the go build flags of the targets of berth's plan for the
 // project in dir, which must be the same for all (one go build per
 // platform builds all services on the floor).
 func planFlags(dir string) ([]string, error) {
-	proj, err := berth.Plan(context.Background(), berth.Options{Dir: dir, Env: func(k string) string {
-		if k == "SOURCE_DATE_EPOCH" {
-			return "0"
-		}
-		return os.Getenv(k)
-	}})
+	proj, err := planProject(context.Background(), dir)
 	if err != nil {
 		return nil, fmt.Errorf("planning the generated project: %w", err)
 	}
@@ -433,20 +428,6 @@ func planFlags(dir string) ([]string, error) {
 		return nil, fmt.Errorf("the plan of the generated project has no targets")
 	}
 	return flags, nil
-}
-
-// shellWords joins words for a shell command line, each quoted when it
-// holds anything but letters, digits and -=_/.,:
-func shellWords(words []string) string {
-	out := make([]string, len(words))
-	for i, w := range words {
-		if w != "" && strings.Trim(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-=_/.,:") == "" {
-			out[i] = w
-		} else {
-			out[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
-		}
-	}
-	return strings.Join(out, " ")
 }
 
 func sortedSet(m map[string]bool) []string {

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/berthbuild/berth/pkg/dockerfile"
 )
 
 type caseName string
@@ -558,7 +560,7 @@ func (r *results) scaleSection() string {
 
 func (r *results) method() string {
 	c := r.cfg
-	floorFlags := strings.ReplaceAll(shellWords(r.proj.Flags), "%", "%%") // in the format below
+	floorFlags := strings.ReplaceAll(dockerfile.ShellJoin(r.proj.Flags), "%", "%%") // in the format below
 	var b strings.Builder
 	fmt.Fprintf(&b, `The harness (bench/) generates a Go module of %d services: each a main package under cmd/<service>
 with a package of its own under internal/<service> (40 typed JSON endpoints and a different slice of the

@@ -48,6 +48,17 @@ type llbStats struct {
 	Images      int
 }
 
+// planProject is berth's plan of the project in dir, with
+// SOURCE_DATE_EPOCH 0.
+func planProject(ctx context.Context, dir string) (*berth.Project, error) {
+	return berth.Plan(ctx, berth.Options{Dir: dir, Env: func(k string) string {
+		if k == "SOURCE_DATE_EPOCH" {
+			return "0"
+		}
+		return os.Getenv(k)
+	}})
+}
+
 // planAndLLB does what `berth build` does before it talks to an engine,
 // minus go list: load, validate, plan, generate the graph, and marshal
 // the binaries' merged graph and every image, as the build's solves do.
@@ -55,12 +66,7 @@ func planAndLLB(dir string) (llbStats, error) {
 	var st llbStats
 	ctx := context.Background()
 	start := time.Now()
-	proj, err := berth.Plan(ctx, berth.Options{Dir: dir, Env: func(k string) string {
-		if k == "SOURCE_DATE_EPOCH" {
-			return "0"
-		}
-		return os.Getenv(k)
-	}})
+	proj, err := planProject(ctx, dir)
 	if err != nil {
 		return st, err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berthbuild/berth/pkg/berth"
+	"github.com/berthbuild/berth/pkg/dockerfile"
 	"github.com/berthbuild/berth/pkg/plan"
 )
 
@@ -68,7 +69,7 @@ func printPlan(w io.Writer, p *plan.Plan) {
 		}
 		fmt.Fprintf(w, "  base:     %s (user %d:%d)\n", t.Base, t.User, t.Group)
 		fmt.Fprintf(w, "  env:      %s\n", strings.Join(t.BuildEnv, " "))
-		fmt.Fprintf(w, "  build:    %s\n", shellJoin(t.Command))
+		fmt.Fprintf(w, "  build:    %s\n", dockerfile.ShellJoin(t.Command))
 		for _, pp := range [][2]string{
 			{"binary", t.Paths.Binary}, {"image", imagePath(t.Paths)},
 			{"docker", t.Paths.Dockerfile}, {"unit", t.Paths.Unit},
@@ -101,17 +102,4 @@ func outputs(o plan.Outputs) string {
 		return "none"
 	}
 	return strings.Join(s, ", ")
-}
-
-// shellJoin quotes args for a POSIX shell.
-func shellJoin(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") == "" {
-			q[i] = a
-		} else {
-			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-	}
-	return strings.Join(q, " ")
 }

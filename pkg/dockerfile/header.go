@@ -37,7 +37,7 @@ func (s *service) header(w *writer, p RenderInfo) error {
 	run := append([]string{"docker", "run", "--rm"}, runFlags(t.Limits, t.Ports)...)
 	run = append(run, s.imageRef(p))
 	w.comment("Run with the declared limits:")
-	w.comment("  %s", shellJoin(run))
+	w.comment("  %s", ShellJoin(run))
 	return nil
 }
 
@@ -50,7 +50,7 @@ func (s *service) buildCommand(p RenderInfo) (string, error) {
 	if ctx == "" {
 		ctx = "."
 	}
-	return shellJoin([]string{
+	return ShellJoin([]string{
 		"docker", "buildx", "build",
 		"--platform=" + strings.Join(s.platforms, ","),
 		"-f", file, "-t", s.imageRef(p), ctx,

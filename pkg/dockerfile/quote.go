@@ -50,8 +50,9 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// shellJoin quotes and joins words.
-func shellJoin(words []string) string {
+// ShellJoin quotes words for a POSIX shell, each bare when it means the
+// same unquoted, and joins them with spaces.
+func ShellJoin(words []string) string {
 	q := make([]string, len(words))
 	for i, w := range words {
 		q[i] = shellQuote(w)

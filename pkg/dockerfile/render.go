@@ -286,7 +286,7 @@ func (s *service) buildStage(w *writer, p RenderInfo) error {
 	w.run([]string{
 		"--mount=type=cache,target=/root/.cache/go-build",
 		"--mount=type=cache,target=/go/pkg/mod",
-	}, assign, shellJoin(build))
+	}, assign, ShellJoin(build))
 	return nil
 }
 
