@@ -22,6 +22,7 @@ type saved struct {
 	EngineConfig        string
 	ProjectDir          string
 	Services            []string
+	Flags               []string // the plan's go build flags (project.Flags)
 	Changes             int
 	Samples             map[string]map[caseName]series
 	BerthRuns           map[caseName][]*buildRun
@@ -42,7 +43,7 @@ func (r *results) save(path string) error {
 		ImgService: r.imgService, BerthImage: r.berthImage, DFImage: r.dfImage, ScaleResult: r.scale, LoadResult: r.load, ColdProfile: r.coldProf,
 	}
 	if r.proj != nil {
-		s.ProjectDir, s.Services, s.Changes = r.proj.Dir, r.proj.Services, r.proj.changes
+		s.ProjectDir, s.Services, s.Changes, s.Flags = r.proj.Dir, r.proj.Services, r.proj.changes, r.proj.Flags
 	}
 	b, err := json.MarshalIndent(s, "", " ")
 	if err != nil {
@@ -73,7 +74,7 @@ func loadResults(path string) (*results, error) {
 	}
 	r.imgService, r.berthImage, r.dfImage, r.scale, r.load, r.coldProf = s.ImgService, s.BerthImage, s.DFImage, s.ScaleResult, s.LoadResult, s.ColdProfile
 	if len(s.Services) > 0 {
-		r.proj = &project{Dir: s.ProjectDir, Services: s.Services, Deps: s.Deps, changes: s.Changes}
+		r.proj = &project{Dir: s.ProjectDir, Services: s.Services, Deps: s.Deps, changes: s.Changes, Flags: s.Flags}
 	}
 	return r, nil
 }

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A report rendered again from saved results (-report-from) shows the
+// go build flags the run measured with: the floor's command and the
+// hand-written Dockerfile carry them.
+func TestResultsRoundTrip(t *testing.T) {
+	r := newResults(config{n: 2, runs: 1}, time.Unix(0, 0).UTC(), "/repo", "/bin/buildkitd")
+	r.proj = &project{Dir: "/p", Services: []string{"svc-01", "svc-02"}, Flags: []string{"-trimpath", "-ldflags=-s -w"}}
+	path := filepath.Join(t.TempDir(), "results.json")
+	if err := r.save(path); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadResults(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.proj == nil || !slices.Equal(got.proj.Flags, r.proj.Flags) || !slices.Equal(got.proj.Services, r.proj.Services) {
+		t.Fatalf("loaded project %+v, want the flags and services saved", got.proj)
+	}
+	if rep := got.method(); !strings.Contains(rep, "go build -trimpath '-ldflags=-s -w' -o out/") {
+		t.Errorf("the method, rendered again, lost the flags:\n%s", rep)
+	}
+}
