@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -674,7 +675,30 @@ func machine() string {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		kernel = ", Linux " + strings.TrimSpace(string(b))
 	}
-	return fmt.Sprintf("%d cores (nproc), %s, %s%s, %s/%s", runtime.NumCPU(), model, mem, kernel, runtime.GOOS, runtime.GOARCH)
+	out := fmt.Sprintf("%d cores (nproc), %s, %s%s, %s/%s", runtime.NumCPU(), model, mem, kernel, runtime.GOOS, runtime.GOARCH)
+	if freePageReporting("/sys") {
+		out += "; a VM whose balloon reports free pages to its host (memory a process frees goes back to the host, so a page touched anew costs a fault in the host as well as in the guest: processes that touch much fresh memory, such as compiles with the collector off, spend more time in the kernel than on bare metal)"
+	}
+	return out
+}
+
+// freePageReporting reports whether a virtio balloon under sys (the
+// sysfs root) has negotiated free page reporting (VIRTIO_BALLOON_F_REPORTING,
+// feature bit 5; the balloon is device 0x0005). sysfs shows a device's
+// negotiated features as one '0' or '1' per bit, bit 0 first.
+func freePageReporting(sys string) bool {
+	devs, _ := filepath.Glob(filepath.Join(sys, "bus", "virtio", "devices", "*"))
+	for _, d := range devs {
+		id, err := os.ReadFile(filepath.Join(d, "device"))
+		if err != nil || strings.TrimSpace(string(id)) != "0x0005" {
+			continue
+		}
+		f, err := os.ReadFile(filepath.Join(d, "features"))
+		if err == nil && len(f) > 5 && f[5] == '1' {
+			return true
+		}
+	}
+	return false
 }
 
 func entryList(names []string) string {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -52,5 +54,31 @@ func TestColdBound(t *testing.T) {
 	}
 	if coldBound(2, sample{CPU: sec(10), StepsCPU: sec(10)}, f) != "" {
 		t.Error("a bound without berth's own work")
+	}
+}
+
+// The machine line names a balloon that gives freed memory back to the
+// host: only device 0x0005 with feature bit 5 negotiated counts.
+func TestFreePageReporting(t *testing.T) {
+	sys := t.TempDir()
+	dev := func(name, id, features string) {
+		d := filepath.Join(sys, "bus", "virtio", "devices", name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(d, "device"), []byte(id+"\n"), 0o644)
+		os.WriteFile(filepath.Join(d, "features"), []byte(features+"\n"), 0o644)
+	}
+	if freePageReporting(sys) {
+		t.Error("no virtio devices: reported")
+	}
+	dev("virtio1", "0x0002", "0000010000") // a block device with bit 5
+	dev("virtio0", "0x0005", "0110000000") // a balloon: stats, deflate on OOM
+	if freePageReporting(sys) {
+		t.Error("a balloon without bit 5, a block device with it: reported")
+	}
+	dev("virtio0", "0x0005", "0110010000")
+	if !freePageReporting(sys) {
+		t.Error("a balloon with bit 5: not reported")
 	}
 }
