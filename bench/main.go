@@ -134,6 +134,7 @@ func run(ctx context.Context, c config) error {
 
 	res := newResults(c, started, repo, bk)
 	res.berthVersion = cmdOut(repo, "git", "describe", "--tags", "--always", "--dirty")
+	res.describeHost()
 	proj := &project{Dir: filepath.Join(c.work, "proj"), Deps: c.deps}
 	dfDir := filepath.Join(c.work, "dockerfiles")
 	stateHome := filepath.Join(c.work, "state")

@@ -37,8 +37,9 @@ type results struct {
 	started, finished   time.Time
 	repo, buildkitd     string
 	builderRef          string
-	berthVersion        string // git describe when the run started
-	engineConfig        string // the buildkitd.toml berth wrote, if any
+	berthVersion        string   // git describe when the run started
+	host                hostInfo // described when the run started
+	engineConfig        string   // the buildkitd.toml berth wrote, if any
 	proj                *project
 	samples             map[string]map[caseName]series
 	berthRuns           map[caseName][]*buildRun
@@ -314,9 +315,9 @@ func (r *results) report(table string) (string, error) {
 	b.WriteString("# Benchmarks\n\n")
 	b.WriteString("Written by `go run ./bench` (`make bench`); do not edit by hand.\n\n")
 	fmt.Fprintf(&b, "- **Date:** %s (the run took %s)\n", r.started.UTC().Format("2006-01-02 15:04 MST"), r.finished.Sub(r.started).Round(time.Second))
-	fmt.Fprintf(&b, "- **Machine:** %s\n", machine())
-	fmt.Fprintf(&b, "- **Go:** %s\n", cmdOut(r.repo, "go", "version"))
-	fmt.Fprintf(&b, "- **BuildKit:** %s (go.mod; the daemon, %s, is built from that module and reports `%s`)\n", cmdOut(r.repo, "go", "list", "-m", "-f", "{{.Version}}", "github.com/moby/buildkit"), r.buildkitd, cmdOut(r.repo, r.buildkitd, "--version"))
+	fmt.Fprintf(&b, "- **Machine:** %s\n", r.host.Machine)
+	fmt.Fprintf(&b, "- **Go:** %s\n", r.host.Go)
+	fmt.Fprintf(&b, "- **BuildKit:** %s (go.mod; the daemon, %s, is built from that module and reports `%s`)\n", r.host.BuildKit, r.buildkitd, r.host.Daemon)
 	bv := r.berthVersion
 	if bv == "" {
 		bv = cmdOut(r.repo, "git", "describe", "--tags", "--always", "--dirty")
@@ -648,6 +649,33 @@ func cmdOut(dir, name string, args ...string) string {
 		return "unknown (" + err.Error() + ")"
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// hostInfo is what a report says of the machine and the tools a run
+// measured on, described when it starts: a report rendered again
+// (-report-from) shows the run's, not the renderer's.
+type hostInfo struct {
+	Machine  string // machine()
+	Go       string // go version
+	BuildKit string // the buildkit module's version in go.mod
+	Daemon   string // buildkitd --version
+}
+
+// describeHost fills what r.host lacks from this machine.
+func (r *results) describeHost() {
+	h := &r.host
+	if h.Machine == "" {
+		h.Machine = machine()
+	}
+	if h.Go == "" {
+		h.Go = cmdOut(r.repo, "go", "version")
+	}
+	if h.BuildKit == "" {
+		h.BuildKit = cmdOut(r.repo, "go", "list", "-m", "-f", "{{.Version}}", "github.com/moby/buildkit")
+	}
+	if h.Daemon == "" {
+		h.Daemon = cmdOut(r.repo, r.buildkitd, "--version")
+	}
 }
 
 // machine describes the host: cores, memory, CPU model, kernel.

@@ -19,6 +19,7 @@ type saved struct {
 	Repo, Buildkitd     string
 	BuilderRef          string
 	BerthVersion        string
+	Host                hostInfo
 	EngineConfig        string
 	ProjectDir          string
 	Services            []string
@@ -38,7 +39,7 @@ func (r *results) save(path string) error {
 	s := saved{
 		N: r.cfg.n, Runs: r.cfg.runs, Scale: r.cfg.scale, Deps: r.cfg.deps, DFRepro: r.cfg.dfRepro,
 		Started: r.started, Finished: r.finished, Repo: r.repo, Buildkitd: r.buildkitd, BuilderRef: r.builderRef,
-		BerthVersion: r.berthVersion, EngineConfig: r.engineConfig,
+		BerthVersion: r.berthVersion, Host: r.host, EngineConfig: r.engineConfig,
 		Samples: r.samples, BerthRuns: r.berthRuns, DFRuns: r.dfRuns,
 		ImgService: r.imgService, BerthImage: r.berthImage, DFImage: r.dfImage, ScaleResult: r.scale, LoadResult: r.load, ColdProfile: r.coldProf,
 	}
@@ -62,7 +63,8 @@ func loadResults(path string) (*results, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	r := newResults(config{n: s.N, runs: s.Runs, scale: s.Scale, deps: s.Deps, dfRepro: s.DFRepro}, s.Started, s.Repo, s.Buildkitd)
-	r.finished, r.builderRef, r.berthVersion, r.engineConfig = s.Finished, s.BuilderRef, s.BerthVersion, s.EngineConfig
+	r.finished, r.builderRef, r.berthVersion, r.host, r.engineConfig = s.Finished, s.BuilderRef, s.BerthVersion, s.Host, s.EngineConfig
+	r.describeHost() // results saved before the run described its host: this machine's
 	if s.Samples != nil {
 		r.samples = s.Samples
 	}
