@@ -113,12 +113,20 @@ func (r *results) coldExtra(floor time.Duration) string {
 // costs (the same compiler, flags and binaries) and every core stayed
 // busy, berth would still add its own work (all the machine did during
 // its run but the build steps: engine, client, kernel) to the floor's.
+// Turned round, it is the CPU berth's steps may use for the floor's wall
+// time: the cores' time less berth's own work, against the floor's go
+// build (f.ClientCPU) when it is known.
 func coldBound(cores float64, b, f sample) string {
 	own := b.CPU - b.StepsCPU
 	if own <= 0 || f.Wall <= 0 {
 		return ""
 	}
 	idle := cores*f.Wall.Seconds() - f.CPU.Seconds()
-	return fmt.Sprintf(" A bound: berth's own work besides its build steps (the machine's busy CPU less the steps') was %.1f core-s, and the floor left %.1f core-s of its cores idle; at the floor's compile cost, with every core busy, berth would take (%.1f + %.1f) / %.0f cores = %.2f× the floor.",
+	out := fmt.Sprintf(" A bound: berth's own work besides its build steps (the machine's busy CPU less the steps') was %.1f core-s, and the floor left %.1f core-s of its cores idle; at the floor's compile cost, with every core busy, berth would take (%.1f + %.1f) / %.0f cores = %.2f× the floor.",
 		own.Seconds(), idle, f.CPU.Seconds(), own.Seconds(), cores, (f.CPU.Seconds()+own.Seconds())/(cores*f.Wall.Seconds()))
+	if budget := cores*f.Wall.Seconds() - own.Seconds(); f.ClientCPU > 0 && b.StepsCPU > 0 && budget > 0 {
+		out += fmt.Sprintf(" Turned round: to finish in the floor's %.2f s with every core busy, berth's build steps could use %.0f × %.2f − %.1f = %.1f core-s, %.2f× the floor's go build; they used %.2f×.",
+			f.Wall.Seconds(), cores, f.Wall.Seconds(), own.Seconds(), budget, budget/f.ClientCPU.Seconds(), b.StepsCPU.Seconds()/f.ClientCPU.Seconds())
+	}
+	return out
 }

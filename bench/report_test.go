@@ -45,12 +45,18 @@ func TestPairedRatio(t *testing.T) {
 func TestColdBound(t *testing.T) {
 	sec := func(x float64) time.Duration { return time.Duration(x * float64(time.Second)) }
 	b := sample{CPU: sec(120), StepsCPU: sec(108), Wall: sec(62)}
-	f := sample{CPU: sec(100), Wall: sec(53)}
+	f := sample{CPU: sec(100), Wall: sec(53), ClientCPU: sec(98)}
 	got := coldBound(2, b, f)
-	for _, want := range []string{"was 12.0 core-s", "left 6.0 core-s", "(100.0 + 12.0) / 2 cores = 1.06×"} {
+	for _, want := range []string{"was 12.0 core-s", "left 6.0 core-s", "(100.0 + 12.0) / 2 cores = 1.06×",
+		// 2 × 53 − 12 = 94 core-s for the steps: 94/98 of the floor's go build; 108/98 used.
+		"2 × 53.00 − 12.0 = 94.0 core-s, 0.96× the floor's go build; they used 1.10×"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("coldBound = %q, want it to say %q", got, want)
 		}
+	}
+	f.ClientCPU = 0
+	if got := coldBound(2, b, f); strings.Contains(got, "Turned round") {
+		t.Errorf("coldBound = %q: a budget against an unknown go build", got)
 	}
 	if coldBound(2, sample{CPU: sec(10), StepsCPU: sec(10)}, f) != "" {
 		t.Error("a bound without berth's own work")
