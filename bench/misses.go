@@ -121,10 +121,10 @@ func coldBound(cores float64, b, f sample) string {
 	if own <= 0 || f.Wall <= 0 {
 		return ""
 	}
-	idle := cores*f.Wall.Seconds() - f.CPU.Seconds()
+	coreTime := cores * f.Wall.Seconds() // the cores' time in the floor's wall time
 	out := fmt.Sprintf(" A bound: berth's own work besides its build steps (the machine's busy CPU less the steps') was %.1f core-s, and the floor left %.1f core-s of its cores idle; at the floor's compile cost, with every core busy, berth would take (%.1f + %.1f) / %.0f cores = %.2f× the floor.",
-		own.Seconds(), idle, f.CPU.Seconds(), own.Seconds(), cores, (f.CPU.Seconds()+own.Seconds())/(cores*f.Wall.Seconds()))
-	if budget := cores*f.Wall.Seconds() - own.Seconds(); f.ClientCPU > 0 && b.StepsCPU > 0 && budget > 0 {
+		own.Seconds(), coreTime-f.CPU.Seconds(), f.CPU.Seconds(), own.Seconds(), cores, (f.CPU.Seconds()+own.Seconds())/coreTime)
+	if budget := coreTime - own.Seconds(); f.ClientCPU > 0 && budget > 0 {
 		out += fmt.Sprintf(" Turned round: to finish in the floor's %.2f s with every core busy, berth's build steps could use %.0f × %.2f − %.1f = %.1f core-s, %.2f× the floor's go build; they used %.2f×.",
 			f.Wall.Seconds(), cores, f.Wall.Seconds(), own.Seconds(), budget, budget/f.ClientCPU.Seconds(), b.StepsCPU.Seconds()/f.ClientCPU.Seconds())
 	}
